@@ -1,0 +1,531 @@
+"""ALBERT ("A Lite BERT", Lan et al. 2019) for TensorFlow 2 / Keras 3.
+
+Two checkpoint families are supported; they are different networks, not just different names:
+
+* ``brightmart`` (albert_zh): word ids -> ``word_embeddings`` [V,E] -> ``word_embeddings_2`` [E,H], then add
+  token-type and position embeddings (H wide) and LayerNorm over H. The MLM head maps H -> H, LayerNorm(H),
+  then back through ``word_embeddings_2``ᵀ and ``word_embeddings``ᵀ. Post-LN or pre-LN (``ln_type``).
+* ``google`` (google-research/albert): word, type and position embeddings are all E wide, LayerNorm over E, then
+  ``embedding_hidden_mapping_in`` (E -> H, with bias). The MLM head maps H -> E, LayerNorm(E), × ``word_embeddings``ᵀ.
+  Layers are grouped: layer i uses group ``i * G // L`` (``num_hidden_groups`` = G).
+
+The three ALBERT changes are three places in this file:
+
+1. Factorized embedding parameterization: ``AlbertEmbeddings`` (and its inverse, ``AlbertEmbeddings.logits``).
+2. Cross-layer parameter sharing: ``layer_blocks`` decides which attention / FFN block each layer runs.
+3. Sentence-order prediction: ``SentenceOrderHead`` (label 0 = original order, 1 = swapped).
+
+Shapes: B batch, T sequence length, P masked positions, V vocab, E embedding size, H hidden size,
+I intermediate size, N heads, D = H / N head size.
+
+Mixed precision: matmuls run in the layer's compute dtype (e.g. bfloat16 under ``mixed_bfloat16``); the residual
+stream, LayerNorm, softmax and every model output stay float32.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+BRIGHTMART = "brightmart"
+GOOGLE = "google"
+MODEL_FAMILIES = (BRIGHTMART, GOOGLE)
+SHARE_TYPES = ("all", "attention", "ffn", "none")
+LN_TYPES = ("postln", "preln")
+
+# hidden_act as the TF1 configs name it. "gelu" in the seed's and Google's configs is the tanh approximation
+# (HF transformers calls that "gelu_new"); the exact erf form is "gelu_exact" here (HF's "gelu").
+_ACTIVATIONS = {
+    "gelu": lambda x: tf.nn.gelu(x, approximate=True),
+    "gelu_new": lambda x: tf.nn.gelu(x, approximate=True),
+    "gelu_tanh": lambda x: tf.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: tf.nn.gelu(x, approximate=True),
+    "gelu_exact": lambda x: tf.nn.gelu(x, approximate=False),
+    "gelu_erf": lambda x: tf.nn.gelu(x, approximate=False),
+    "relu": tf.nn.relu,
+    "tanh": tf.tanh,
+    "linear": None,
+}
+
+
+def get_activation(name: str | None):
+    """Maps a config's ``hidden_act`` to a function (None for linear)."""
+    if not name:
+        return None
+    key = name.lower()
+    if key not in _ACTIVATIONS:
+        raise ValueError(f"hidden_act: unsupported activation {name!r}; choose one of {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[key]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------------------------
+
+_DEFAULTS: dict[str, Any] = {
+    "vocab_size": None,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "initializer_range": 0.02,
+    "layer_norm_eps": 1e-12,
+    # None: no factorization (a plain BERT config); the word embeddings are then H wide.
+    "embedding_size": None,
+    "model_family": None,  # derived in __init__ when absent
+    "ln_type": "postln",
+    "share_type": "all",
+    # Google ALBERT keys. Only the defaults are supported except for num_hidden_groups.
+    "num_hidden_groups": 1,
+    "inner_group_num": 1,
+    "net_structure_type": 0,
+    "gap_size": 0,
+    "num_memory_blocks": 0,
+    "down_scale_factor": 1,
+}
+
+# Keys the seed used under another name.
+_ALIASES = {"shared_type": "share_type"}
+
+
+class AlbertConfig:
+    """Configuration of an ALBERT model, read from the seed's, Google's or a plain BERT JSON config.
+
+    Every known key becomes an attribute; unknown keys (``directionality``, ``pooler_*`` …) are kept in
+    ``extra`` and written back by ``to_dict``. ``model_family`` is taken from the JSON when present, else
+    ``google`` when ``num_hidden_groups`` is present, else ``brightmart`` (the seed's configs and BERT configs).
+    """
+
+    def __init__(self, vocab_size: int | None = None, **kwargs: Any):
+        kwargs["vocab_size"] = vocab_size
+        for old, new in _ALIASES.items():
+            if old in kwargs:
+                kwargs.setdefault(new, kwargs.pop(old))
+        self._given = set(kwargs)
+        self.extra: dict[str, Any] = {k: v for k, v in kwargs.items() if k not in _DEFAULTS}
+        for key, default in _DEFAULTS.items():
+            setattr(self, key, kwargs.get(key, default))
+        if self.model_family is None:
+            self.model_family = GOOGLE if "num_hidden_groups" in kwargs else BRIGHTMART
+        if self.model_family == GOOGLE and self.embedding_size is None:
+            self.embedding_size = self.hidden_size  # Google always has the E -> H mapping
+        self.validate()
+
+    # -- validation -----------------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raises ValueError naming the key and the numbers when the config is inconsistent or unsupported."""
+        if self.vocab_size is None:
+            raise ValueError("vocab_size: missing from the config")
+        positive = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                    "max_position_embeddings", "type_vocab_size", "num_hidden_groups"]
+        if self.embedding_size is not None:
+            positive.append("embedding_size")
+        for key in positive:
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{key}: must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
+                             f"({self.num_attention_heads})")
+        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0.0 <= float(getattr(self, key)) < 1.0:
+                raise ValueError(f"{key}: must be in [0, 1), got {getattr(self, key)!r}")
+        choices = {"model_family": MODEL_FAMILIES, "ln_type": LN_TYPES, "share_type": SHARE_TYPES}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key}: {getattr(self, key)!r} is not one of {allowed}")
+        unsupported = {"inner_group_num": 1, "net_structure_type": 0, "gap_size": 0, "num_memory_blocks": 0,
+                       "down_scale_factor": 1}
+        for key, supported in unsupported.items():
+            if getattr(self, key) != supported:
+                raise ValueError(f"{key}: only {supported} is supported (as in every released ALBERT), "
+                                 f"got {getattr(self, key)}")
+        get_activation(self.hidden_act)
+
+    # -- derived ------------------------------------------------------------------------------------------------
+    @property
+    def factorized(self) -> bool:
+        """True when the word embeddings are E wide and projected to H (ALBERT change 1)."""
+        return self.embedding_size is not None
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    # -- serialisation --------------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, json_object: dict[str, Any]) -> "AlbertConfig":
+        values = dict(json_object)
+        return cls(values.pop("vocab_size", None), **values)
+
+    @classmethod
+    def from_json_file(cls, json_file: str, **overrides: Any) -> "AlbertConfig":
+        """Reads a JSON config; ``overrides`` (e.g. ``model_family=...``) replace keys, None values are ignored."""
+        with open(json_file, encoding="utf-8") as reader:
+            try:
+                values = json.load(reader)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{json_file}: not valid JSON ({err})") from err
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.from_dict(values)
+        except ValueError as err:
+            raise ValueError(f"{json_file}: {err}") from err
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {key: getattr(self, key) for key in _DEFAULTS}
+        out.update(copy.deepcopy(self.extra))
+        return out
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def to_json_file(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as writer:
+            writer.write(self.to_json_string())
+
+    def replace(self, **changes: Any) -> "AlbertConfig":
+        """A copy with some keys changed (e.g. dropout for fine-tuning)."""
+        values = self.to_dict()
+        values.update(changes)
+        return AlbertConfig.from_dict(values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AlbertConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"AlbertConfig({self.to_json_string()})"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------------------------------
+
+def _initializer(config: AlbertConfig) -> keras.initializers.Initializer:
+    return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+
+
+def _dense(config: AlbertConfig, units: int, name: str, activation=None) -> keras.layers.Dense:
+    return keras.layers.Dense(units, activation=activation, kernel_initializer=_initializer(config), name=name)
+
+
+def _layer_norm(config: AlbertConfig, name: str = "layer_norm") -> keras.layers.LayerNormalization:
+    # float32 whatever the global policy: LayerNorm in bf16 loses too much.
+    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, dtype="float32", name=name)
+
+
+def _dropout(rate: float) -> keras.layers.Dropout:
+    # float32 like the residual stream it acts on: under a mixed policy Keras would cast its input to bf16.
+    return keras.layers.Dropout(rate, dtype="float32")
+
+
+def attention_bias(input_mask: tf.Tensor) -> tf.Tensor:
+    """input_mask [B,T] (1 = token, 0 = padding) -> additive bias [B,1,1,T] (0 or -10000, as the TF1 code)."""
+    mask = tf.cast(input_mask, tf.float32)
+    return (1.0 - mask)[:, None, None, :] * -10000.0
+
+
+def gather_positions(sequence: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
+    """sequence [B,T,W], positions [B,P] -> [B,P,W]."""
+    return tf.gather(sequence, tf.cast(positions, tf.int32), batch_dims=1)
+
+
+class AlbertEmbeddings(keras.layers.Layer):
+    """ALBERT change 1: factorized embedding parameterization, in either family's placement.
+
+    brightmart: ids -> word_embeddings [V,E] -> word_embeddings_2 [E,H]; + type [T,H] + position [P,H]; LN(H).
+    google:     ids -> word_embeddings [V,E]; + type [T,E] + position [P,E]; LN(E); embedding_hidden_mapping_in E->H.
+    BERT (no embedding_size): word_embeddings [V,H]; + type + position; LN(H).
+
+    Runs in float32 (gathers are cheap; the sum and LayerNorm need the precision), except the Google E->H
+    mapping, a matmul in the compute dtype.
+    """
+
+    def __init__(self, config: AlbertConfig, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        self.config = config
+        self.google = config.model_family == GOOGLE
+        e = config.embedding_size or config.hidden_size
+        self.word_width = e
+        self.sum_width = e if self.google else config.hidden_size
+        self.layer_norm = _layer_norm(config)
+        self.dropout = _dropout(config.hidden_dropout_prob)
+        self.embedding_hidden_mapping_in = (
+            _dense(config, config.hidden_size, "embedding_hidden_mapping_in") if self.google else None)
+
+    def build(self, input_shape=None):
+        c, init = self.config, _initializer(self.config)
+        self.word_embeddings = self.add_weight(name="word_embeddings", shape=(c.vocab_size, self.word_width),
+                                               initializer=init)
+        self.word_embeddings_2 = None
+        if c.factorized and not self.google:
+            self.word_embeddings_2 = self.add_weight(name="word_embeddings_2", shape=(self.word_width, c.hidden_size),
+                                                     initializer=init)
+        self.token_type_embeddings = self.add_weight(name="token_type_embeddings",
+                                                     shape=(c.type_vocab_size, self.sum_width), initializer=init)
+        self.position_embeddings = self.add_weight(name="position_embeddings",
+                                                   shape=(c.max_position_embeddings, self.sum_width), initializer=init)
+        self.layer_norm.build((None, None, self.sum_width))
+        if self.embedding_hidden_mapping_in is not None:
+            self.embedding_hidden_mapping_in.build((None, None, self.sum_width))
+        super().build(input_shape)
+
+    def call(self, input_ids: tf.Tensor, segment_ids: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """input_ids, segment_ids [B,T] -> [B,T,H] float32."""
+        seq_len = tf.shape(input_ids)[1]
+        x = tf.gather(self.word_embeddings, input_ids)  # [B,T,E]
+        if self.word_embeddings_2 is not None:
+            x = tf.matmul(x, self.word_embeddings_2)  # [B,T,H]
+        x += tf.gather(self.token_type_embeddings, segment_ids)
+        x += self.position_embeddings[None, :seq_len, :]
+        x = self.dropout(self.layer_norm(x), training=training)
+        if self.embedding_hidden_mapping_in is not None:
+            x = tf.cast(self.embedding_hidden_mapping_in(x), tf.float32)  # [B,T,H]
+        return x
+
+    def logits(self, x: tf.Tensor) -> tf.Tensor:
+        """The tied output projection (transpose of the factorized lookup): [..., W] -> [..., V].
+
+        W is H for brightmart (x × word_embeddings_2ᵀ × word_embeddingsᵀ) and E for Google (x × word_embeddingsᵀ).
+        """
+        dtype = x.dtype
+        if self.word_embeddings_2 is not None:
+            x = tf.matmul(x, tf.cast(self.word_embeddings_2, dtype), transpose_b=True)
+        return tf.matmul(x, tf.cast(self.word_embeddings, dtype), transpose_b=True)
+
+
+class AttentionBlock(keras.layers.Layer):
+    """Self-attention sublayer with its residual and LayerNorm.
+
+    post-LN: y = LN(x + Attn(x));  pre-LN (the seed's preln): y = x + Attn(LN(x)).
+    x [B,T,H] float32, bias [B,1,1,T] -> [B,T,H] float32.
+    """
+
+    def __init__(self, config: AlbertConfig, **kwargs):
+        super().__init__(autocast=False, **kwargs)  # keep the float32 residual; the Dense layers cast for themselves
+        self.num_heads, self.head_size = config.num_attention_heads, config.head_size
+        self.pre_ln = config.ln_type == "preln"
+        h = config.hidden_size
+        self.query = _dense(config, h, "query")
+        self.key = _dense(config, h, "key")
+        self.value = _dense(config, h, "value")
+        self.output_dense = _dense(config, h, "output")
+        self.layer_norm = _layer_norm(config)
+        self.probs_dropout = _dropout(config.attention_probs_dropout_prob)
+        self.output_dropout = _dropout(config.hidden_dropout_prob)
+
+    def build(self, input_shape=None):
+        width = (None, None, self.query.units)
+        for dense in (self.query, self.key, self.value, self.output_dense):
+            dense.build(width)
+        self.layer_norm.build(width)
+        super().build(input_shape)
+
+    def _heads(self, x: tf.Tensor) -> tf.Tensor:
+        """[B,T,H] -> [B,T,N,D]."""
+        shape = tf.shape(x)
+        return tf.reshape(x, [shape[0], shape[1], self.num_heads, self.head_size])
+
+    def call(self, x: tf.Tensor, bias: tf.Tensor, training: bool = False) -> tf.Tensor:
+        h = self.layer_norm(x) if self.pre_ln else x
+        q, k, v = self._heads(self.query(h)), self._heads(self.key(h)), self._heads(self.value(h))
+        scores = tf.einsum("bqnd,bknd->bnqk", q, k)  # [B,N,T,T]
+        scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_size)) + bias
+        probs = self.probs_dropout(tf.nn.softmax(scores, axis=-1), training=training)
+        context = tf.einsum("bnqk,bknd->bqnd", tf.cast(probs, v.dtype), v)  # [B,T,N,D]
+        context = tf.reshape(context, tf.shape(x))
+        out = tf.cast(self.output_dropout(self.output_dense(context), training=training), tf.float32)
+        return x + out if self.pre_ln else self.layer_norm(x + out)
+
+
+class FeedForwardBlock(keras.layers.Layer):
+    """Position-wise FFN sublayer (H -> I -> H) with its residual and LayerNorm, post-LN or pre-LN."""
+
+    def __init__(self, config: AlbertConfig, **kwargs):
+        super().__init__(autocast=False, **kwargs)  # as AttentionBlock
+        self.pre_ln = config.ln_type == "preln"
+        self.intermediate = _dense(config, config.intermediate_size, "intermediate",
+                                   activation=get_activation(config.hidden_act))
+        self.output_dense = _dense(config, config.hidden_size, "output")
+        self.layer_norm = _layer_norm(config)
+        self.dropout = _dropout(config.hidden_dropout_prob)
+
+    def build(self, input_shape=None):
+        width = (None, None, self.output_dense.units)
+        self.intermediate.build(width)
+        self.output_dense.build((None, None, self.intermediate.units))
+        self.layer_norm.build(width)
+        super().build(input_shape)
+
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """x [B,T,H] float32 -> [B,T,H] float32."""
+        h = self.layer_norm(x) if self.pre_ln else x
+        out = self.dropout(self.output_dense(self.intermediate(h)), training=training)
+        out = tf.cast(out, tf.float32)
+        return x + out if self.pre_ln else self.layer_norm(x + out)
+
+
+def layer_blocks(config: AlbertConfig) -> list[tuple[int, int]]:
+    """ALBERT change 2: cross-layer parameter sharing. Returns (attention block, FFN block) for each layer.
+
+    Layers fall into ``num_hidden_groups`` groups, layer i in group ``i * G // L`` (Google's rule; G = 1 for the
+    seed's configs). ``share_type`` says what a group shares: ``all`` both sublayers, ``attention`` only the
+    attention (each layer has its own FFN), ``ffn`` only the FFN, ``none`` nothing. Block ids are group ids for
+    what is shared and layer ids otherwise, so ``all`` with G = L is BERT's one-block-per-layer.
+    """
+    L, G = config.num_hidden_layers, config.num_hidden_groups
+    shares_attention = config.share_type in ("all", "attention")
+    shares_ffn = config.share_type in ("all", "ffn")
+    blocks = []
+    for i in range(L):
+        group = i * G // L
+        blocks.append((group if shares_attention else i, group if shares_ffn else i))
+    return blocks
+
+
+class AlbertEncoder(keras.layers.Layer):
+    """L transformer layers built from the (possibly shared) blocks ``layer_blocks`` names. [B,T,H] -> [B,T,H]."""
+
+    def __init__(self, config: AlbertConfig, **kwargs):
+        super().__init__(autocast=False, **kwargs)  # as AttentionBlock
+        self.blocks = layer_blocks(config)
+        # dicts keyed by block id: Google's G > L configs use only some groups, and only those get variables.
+        self.attention = {a: AttentionBlock(config, name=f"attention_{a}") for a in sorted({a for a, _ in self.blocks})}
+        self.ffn = {f: FeedForwardBlock(config, name=f"ffn_{f}") for f in sorted({f for _, f in self.blocks})}
+
+    def build(self, input_shape=None):
+        for block in list(self.attention.values()) + list(self.ffn.values()):
+            block.build()
+        super().build(input_shape)
+
+    def call(self, x: tf.Tensor, bias: tf.Tensor, training: bool = False) -> tf.Tensor:
+        for a, f in self.blocks:
+            x = self.attention[a](x, bias, training=training)
+            x = self.ffn[f](x, training=training)
+        return x
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models and heads
+# ---------------------------------------------------------------------------------------------------------------------
+
+class AlbertModel(keras.Model):
+    """The ALBERT backbone.
+
+    ``model({"input_ids": [B,T], "input_mask": [B,T], "segment_ids": [B,T]}, training=False)`` returns
+    ``{"sequence_output": [B,T,H], "pooled_output": [B,H]}``, both float32. ``input_mask`` and ``segment_ids``
+    default to all-ones and all-zeros.
+    """
+
+    def __init__(self, config: AlbertConfig, **kwargs):
+        kwargs.setdefault("name", "albert")
+        super().__init__(**kwargs)
+        self.config = config
+        self.embeddings = AlbertEmbeddings(config, name="embeddings")
+        self.encoder = AlbertEncoder(config, name="encoder")
+        self.pooler = _dense(config, config.hidden_size, "pooler", activation="tanh")
+
+    def build(self, input_shape=None):
+        self.embeddings.build()
+        self.encoder.build()
+        self.pooler.build((None, self.config.hidden_size))
+        super().build(input_shape)
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
+        input_ids = tf.cast(inputs["input_ids"], tf.int32)
+        input_mask = inputs.get("input_mask")
+        input_mask = tf.ones_like(input_ids) if input_mask is None else input_mask
+        segment_ids = inputs.get("segment_ids")
+        segment_ids = tf.zeros_like(input_ids) if segment_ids is None else tf.cast(segment_ids, tf.int32)
+        x = self.embeddings(input_ids, segment_ids, training=training)
+        sequence_output = self.encoder(x, attention_bias(input_mask), training=training)
+        pooled_output = tf.cast(self.pooler(sequence_output[:, 0, :]), tf.float32)
+        return {"sequence_output": sequence_output, "pooled_output": pooled_output}
+
+
+class MaskedLMHead(keras.layers.Layer):
+    """MLM head on gathered positions only (the V-way decoder never runs on unmasked tokens).
+
+    sequence [B,T,H], positions [B,P] -> logits [B,P,V] float32.
+    brightmart: dense H->H, LN(H), × word_embeddings_2ᵀ × word_embeddingsᵀ + output_bias.
+    google:     dense H->E, LN(E), × word_embeddingsᵀ + output_bias.
+    """
+
+    def __init__(self, config: AlbertConfig, embeddings: AlbertEmbeddings, **kwargs):
+        super().__init__(**kwargs)
+        self.embeddings = embeddings
+        width = embeddings.word_width if config.model_family == GOOGLE else config.hidden_size
+        self.dense = _dense(config, width, "dense", activation=get_activation(config.hidden_act))
+        self.layer_norm = _layer_norm(config)
+        self.vocab_size = config.vocab_size
+        self.hidden_size, self.width = config.hidden_size, width
+
+    def build(self, input_shape=None):
+        self.dense.build((None, None, self.hidden_size))
+        self.layer_norm.build((None, None, self.width))
+        self.output_bias = self.add_weight(name="output_bias", shape=(self.vocab_size,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, sequence: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
+        x = self.layer_norm(self.dense(gather_positions(sequence, positions)))  # [B,P,W] float32
+        logits = self.embeddings.logits(tf.cast(x, self.compute_dtype))
+        return tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
+
+
+class SentenceOrderHead(keras.layers.Layer):
+    """ALBERT change 3: sentence-order prediction. pooled [B,H] -> logits [B,2]; label 0 = original, 1 = swapped.
+
+    The kernel is stored [2,H] like the TF1 ``cls/seq_relationship/output_weights``.
+    """
+
+    def __init__(self, config: AlbertConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+
+    def build(self, input_shape=None):
+        self.output_weights = self.add_weight(name="output_weights", shape=(2, self.config.hidden_size),
+                                              initializer=_initializer(self.config))
+        self.output_bias = self.add_weight(name="output_bias", shape=(2,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, pooled: tf.Tensor) -> tf.Tensor:
+        logits = tf.matmul(tf.cast(pooled, self.compute_dtype), self.output_weights, transpose_b=True)
+        return tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
+
+
+class AlbertPretrainingModel(keras.Model):
+    """Backbone + MLM head + SOP head.
+
+    Inputs: the backbone's plus ``masked_lm_positions`` [B,P]. Outputs: the backbone's plus ``mlm_logits`` [B,P,V]
+    and ``sop_logits`` [B,2], float32.
+    """
+
+    def __init__(self, config: AlbertConfig, **kwargs):
+        kwargs.setdefault("name", "albert_pretraining")
+        super().__init__(**kwargs)
+        self.config = config
+        self.albert = AlbertModel(config, name="albert")
+        self.mlm = MaskedLMHead(config, self.albert.embeddings, name="mlm")
+        self.sop = SentenceOrderHead(config, name="sop")
+
+    def build(self, input_shape=None):
+        self.albert.build()
+        self.mlm.build()
+        self.sop.build()
+        super().build(input_shape)
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
+        out = dict(self.albert(inputs, training=training))
+        out["mlm_logits"] = self.mlm(out["sequence_output"], inputs["masked_lm_positions"])
+        out["sop_logits"] = self.sop(out["pooled_output"])
+        return out
