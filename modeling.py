@@ -529,3 +529,41 @@ class AlbertPretrainingModel(keras.Model):
         out["mlm_logits"] = self.mlm(out["sequence_output"], inputs["masked_lm_positions"])
         out["sop_logits"] = self.sop(out["pooled_output"])
         return out
+
+
+class AlbertClassifier(keras.Model):
+    """Backbone + the seed's fine-tuning head on the pooled output.
+
+    pooled [B,H] -> (pre-LN configs only: LayerNorm, the seed's ``loss/LayerNorm``) -> dropout -> logits [B,C]
+    with ``output_weights`` [C,H] (TF1 layout) and ``output_bias`` [C]. Returns the backbone's outputs plus
+    ``logits`` and ``probabilities`` [B,C], float32.
+    """
+
+    def __init__(self, config: AlbertConfig, num_labels: int, classifier_dropout: float = 0.1, **kwargs):
+        kwargs.setdefault("name", "albert_classifier")
+        super().__init__(**kwargs)
+        self.config, self.num_labels = config, num_labels
+        self.albert = AlbertModel(config, name="albert")
+        self.layer_norm = _layer_norm(config, "loss_layer_norm") if config.ln_type == "preln" else None
+        self.dropout = _dropout(classifier_dropout)
+
+    def build(self, input_shape=None):
+        self.albert.build()
+        h = self.config.hidden_size
+        if self.layer_norm is not None:
+            self.layer_norm.build((None, h))
+        self.output_weights = self.add_weight(name="output_weights", shape=(self.num_labels, h),
+                                              initializer=_initializer(self.config))
+        self.output_bias = self.add_weight(name="output_bias", shape=(self.num_labels,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
+        out = dict(self.albert(inputs, training=training))
+        x = out["pooled_output"]
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        x = self.dropout(x, training=training)
+        logits = tf.matmul(tf.cast(x, self.compute_dtype), self.output_weights, transpose_b=True)
+        out["logits"] = tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
+        out["probabilities"] = tf.nn.softmax(out["logits"], axis=-1)
+        return out
