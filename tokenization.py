@@ -1,0 +1,534 @@
+# coding=utf-8
+"""Tokenization for albert_zh: BERT WordPiece (CJK characters split) and ALBERT SentencePiece.
+
+The public names are those of google-research/bert and google-research/albert
+(`FullTokenizer`, `BasicTokenizer`, `WordpieceTokenizer`, `load_vocab`,
+`convert_to_unicode`, `printable_text`, `preprocess_text`, `encode_pieces`, ...),
+so scripts written for them import this module unchanged.
+
+The WordPiece path gives the same tokens and ids as HF transformers'
+`BertTokenizer` (the `tokenizers`-backed one), which differs from Google's
+original code (and in places from HF's legacy pure-Python tokenizer) in a few
+corners; each is noted where it is handled:
+  * exact occurrences of the special tokens ([PAD] [UNK] [CLS] [SEP] [MASK])
+    in the text are kept whole instead of being split into "[", "mask", "]";
+  * private-use characters are removed like Cc/Cf; unassigned ones are kept;
+  * lower-casing is done character by character, so a word-final "Σ" becomes
+    "σ" (Google's and HF's legacy tokenizer give "ς");
+  * U+2B820-U+2B91F (start of CJK Extension E) are not split off as CJK;
+  * words longer than 100 characters become [UNK] (Google: 200).
+Known residual difference: HF's tokenizers classifies punctuation, accents and
+format characters with older Unicode tables than Python's `unicodedata`, so
+about 500 rare characters assigned or re-categorised since (e.g. U+061D,
+U+2E55-U+2E5D) can tokenize differently. None is CJK or common punctuation.
+
+This module must not import TensorFlow; `sentencepiece` is imported only when
+an `spm_model_file` is used.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import re
+import unicodedata
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+logger = logging.getLogger(__name__)
+
+UNK_TOKEN = "[UNK]"
+# The tokens HF's BertTokenizer never splits; only those present in the vocab are kept whole.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# HF's WordPiece default; Google's BERT uses 200, which would give other ids for
+# words of 101-200 characters.
+MAX_INPUT_CHARS_PER_WORD = 100
+SPIECE_UNDERLINE = "\u2581"
+
+# Google's released BERT checkpoints, by directory name, and the casing they were trained with.
+_LOWER_CASED_MODELS = frozenset({
+    "uncased_L-24_H-1024_A-16", "uncased_L-12_H-768_A-12",
+    "multilingual_L-12_H-768_A-12", "chinese_L-12_H-768_A-12",
+})
+_CASED_MODELS = frozenset({
+    "cased_L-12_H-768_A-12", "cased_L-24_H-1024_A-16", "multi_cased_L-12_H-768_A-12",
+})
+
+# CJK Unified Ideographs blocks (and compatibility ideographs) that BERT splits into
+# single characters. Hangul, kana and later extensions (F, G, ...) are not included.
+# Extension E starts at U+2B820, but HF's tokenizers starts it at U+2B920 (so
+# U+2B820-U+2B91F stay inside words there); we follow HF so that ids match.
+_CJK_RANGES = (
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
+)
+
+
+# --------------------------------------------------------------------------- text types
+
+def convert_to_unicode(text: str | bytes) -> str:
+    """Returns `text` as `str`, decoding bytes as UTF-8.
+
+    Unlike Google's version (which silently drops undecodable bytes), invalid
+    UTF-8 raises: silently losing characters would corrupt training data.
+
+    Raises:
+      ValueError: `text` is bytes that are not valid UTF-8.
+      TypeError: `text` is neither `str` nor `bytes`.
+    """
+    if isinstance(text, str):
+        return text
+    if isinstance(text, bytes):
+        try:
+            return text.decode("utf-8")
+        except UnicodeDecodeError as err:
+            bad = text[err.start:err.end]
+            raise ValueError(
+                f"text is not valid UTF-8: byte(s) {bad!r} at offset {err.start} ({err.reason}); "
+                f"decode it with the right encoding first") from err
+    raise TypeError(f"Unsupported string type: {type(text).__name__} (expected str or bytes)")
+
+
+def printable_text(text: str | bytes) -> str:
+    """Returns `text` as `str` for printing or logging.
+
+    Invalid UTF-8 bytes become U+FFFD instead of raising, so that logging a bad
+    example never fails.
+
+    Raises:
+      TypeError: `text` is neither `str` nor `bytes`.
+    """
+    if isinstance(text, bytes):
+        return text.decode("utf-8", errors="replace")
+    if isinstance(text, str):
+        return text
+    raise TypeError(f"Unsupported string type: {type(text).__name__} (expected str or bytes)")
+
+
+# --------------------------------------------------------------------------- vocab
+
+def _read_vocab_tokens(vocab_file: str | Path) -> list[str]:
+    """Returns the vocab file's tokens, one a line, in line order (line number = id)."""
+    path = Path(vocab_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"vocab file not found: '{path}' (expected a text file, one token a line)")
+    with path.open("r", encoding="utf-8") as reader:
+        # Trailing whitespace goes, as in HF's tokenizers and Google's BERT: the albert_zh
+        # vocab has lines "\u2028" and "##\u2028", which so become "" and "##".
+        tokens = [line.rstrip() for line in reader]
+    if not tokens:
+        raise ValueError(f"vocab file is empty: '{path}'")
+    return tokens
+
+
+def _vocab_from_tokens(tokens: Sequence[str], vocab_file: str | Path) -> collections.OrderedDict[str, int]:
+    """Maps each token to its line number; a repeated token keeps its last line, as HF does."""
+    vocab: collections.OrderedDict[str, int] = collections.OrderedDict()
+    for index, token in enumerate(tokens):
+        vocab[token] = index
+    if len(vocab) < len(tokens):
+        repeated = [t for t, n in collections.Counter(tokens).items() if n > 1]
+        logger.warning("vocab file '%s' repeats %d token(s) (%s); each maps to its last line",
+                       vocab_file, len(repeated), ", ".join(repeated[:10]))
+    return vocab
+
+
+def load_vocab(vocab_file: str | Path) -> collections.OrderedDict[str, int]:
+    """Loads a BERT vocab file into an OrderedDict token -> id (id = 0-based line number).
+
+    Ids are line numbers even when a token repeats, so they index the embedding
+    rows of a checkpoint trained with the file; the repeated token maps to its
+    last line (HF's behaviour) and a warning names it.
+
+    Raises:
+      FileNotFoundError: the file does not exist (the message names the path).
+      ValueError: the file is empty.
+    """
+    return _vocab_from_tokens(_read_vocab_tokens(vocab_file), vocab_file)
+
+
+def convert_by_vocab(vocab: Mapping[Any, Any], items: Iterable[Any]) -> list[Any]:
+    """Looks every item up in `vocab` (token -> id or id -> token); a missing item raises KeyError."""
+    output = []
+    for item in items:
+        if item not in vocab:
+            raise KeyError(f"{item!r} is not in the vocabulary ({len(vocab)} entries)")
+        output.append(vocab[item])
+    return output
+
+
+def convert_tokens_to_ids(vocab: Mapping[str, int], tokens: Iterable[str]) -> list[int]:
+    """Maps tokens to ids; a token missing from `vocab` gets the id of [UNK].
+
+    Raises:
+      ValueError: a token is missing and the vocab has no [UNK].
+    """
+    unk_id = vocab.get(UNK_TOKEN)
+    ids = []
+    for token in tokens:
+        token_id = vocab.get(token, unk_id)
+        if token_id is None:
+            raise ValueError(f"token {token!r} is not in the vocabulary, which has no {UNK_TOKEN} to fall back on")
+        ids.append(token_id)
+    return ids
+
+
+def convert_ids_to_tokens(inv_vocab: Mapping[int, str], ids: Iterable[int]) -> list[str]:
+    """Maps ids to tokens; an unknown id raises KeyError."""
+    return convert_by_vocab(inv_vocab, ids)
+
+
+# --------------------------------------------------------------------------- character classes
+
+def is_whitespace(char: str) -> bool:
+    """Whether `char` separates words: space, tab, line breaks, Zs, U+2028/U+2029.
+
+    Python's `isspace` also holds for some control characters (\\x0b, \\x1c...),
+    but those are removed before this is asked, as in HF.
+    """
+    return char.isspace()
+
+
+def is_control(char: str) -> bool:
+    """Whether `char` is removed from the text: categories Cc, Cf, Co, Cs except \\t \\n \\r.
+
+    Google's BERT removes only Cc/Cf; HF also removes private-use characters (Co)
+    but keeps unassigned ones (Cn), which then end up in [UNK].
+    """
+    if char in "\t\n\r":
+        return False
+    category = unicodedata.category(char)
+    return category.startswith("C") and category != "Cn"
+
+
+def is_punctuation(char: str) -> bool:
+    """Whether `char` is split off as its own token: Unicode "P*" or any non-alphanumeric ASCII symbol.
+
+    ASCII symbols such as ^ $ ` + are not Unicode punctuation, but BERT treats them as such.
+    """
+    cp = ord(char)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def is_chinese_char(char: str | int) -> bool:
+    """Whether `char` (a character or its code point) is a CJK ideograph that BERT splits alone."""
+    cp = char if isinstance(char, int) else ord(char)
+    return any(low <= cp <= high for low, high in _CJK_RANGES)
+
+
+# The underscored names of google-research/bert, for code that imports them.
+_is_whitespace = is_whitespace
+_is_control = is_control
+_is_punctuation = is_punctuation
+_is_chinese_char = is_chinese_char
+
+
+# --------------------------------------------------------------------------- text normalisation
+
+def _clean_text(text: str) -> str:
+    """Removes NUL, U+FFFD and control characters; turns every whitespace character into a space."""
+    output = []
+    for char in text:
+        if char in "\x00\ufffd" or is_control(char):
+            continue
+        output.append(" " if is_whitespace(char) else char)
+    return "".join(output)
+
+
+def _tokenize_chinese_chars(text: str) -> str:
+    """Puts spaces around each CJK ideograph so that each becomes a token."""
+    return "".join(f" {char} " if is_chinese_char(char) else char for char in text)
+
+
+def _strip_accents(text: str) -> str:
+    """Decomposes (NFD) and drops the non-spacing marks: "Café" -> "Cafe"."""
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+
+
+def _lower_case(text: str) -> str:
+    """Lower-cases character by character, as HF's tokenizers does.
+
+    `str.lower` turns a word-final capital sigma into "ς"; the per-character
+    mapping always gives "σ". Final sigma is the only context rule `str.lower` applies.
+    """
+    return text.replace("\u03a3", "\u03c3").lower()
+
+
+def _split_on_punctuation(word: str) -> list[str]:
+    """Splits a word into runs of non-punctuation and single punctuation characters."""
+    pieces: list[str] = []
+    run: list[str] = []
+    for char in word:
+        if is_punctuation(char):
+            if run:
+                pieces.append("".join(run))
+                run = []
+            pieces.append(char)
+        else:
+            run.append(char)
+    if run:
+        pieces.append("".join(run))
+    return pieces
+
+
+def whitespace_tokenize(text: str) -> list[str]:
+    """Splits `text` on whitespace, dropping empty strings."""
+    return text.split()
+
+
+def _split_on_tokens(text: str, tokens: Sequence[str]) -> Iterator[tuple[str, bool]]:
+    """Yields (segment, is_one_of_tokens), cutting out exact occurrences of `tokens`, longest first."""
+    if not tokens:
+        yield text, False
+        return
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)))
+    start = 0
+    for match in pattern.finditer(text):
+        yield text[start:match.start()], False
+        yield match.group(), True
+        start = match.end()
+    yield text[start:], False
+
+
+# --------------------------------------------------------------------------- tokenizers
+
+class BasicTokenizer:
+    """Cleans text and splits it on whitespace, punctuation and CJK characters (lower-casing if asked)."""
+
+    def __init__(self, do_lower_case: bool = True, never_split: Iterable[str] = ()):
+        """Constructs a BasicTokenizer.
+
+        Args:
+          do_lower_case: lower-case and strip accents (HF's `strip_accents=None` default).
+          never_split: strings kept as one token where they occur verbatim in the text
+            (FullTokenizer passes the special tokens, as HF does).
+        """
+        self.do_lower_case = do_lower_case
+        self.never_split = tuple(t for t in never_split if t)
+
+    def tokenize(self, text: str | bytes) -> list[str]:
+        """Tokenizes a piece of text into words and punctuation."""
+        tokens: list[str] = []
+        for segment, keep_whole in _split_on_tokens(convert_to_unicode(text), self.never_split):
+            if keep_whole:
+                tokens.append(segment)
+            else:
+                tokens.extend(self._tokenize_segment(segment))
+        return tokens
+
+    def _tokenize_segment(self, text: str) -> list[str]:
+        # Same order as HF's BertNormalizer + BertPreTokenizer: clean, pad CJK,
+        # strip accents, lower-case, then split on whitespace and punctuation.
+        text = _tokenize_chinese_chars(_clean_text(text))
+        if self.do_lower_case:
+            text = _lower_case(_strip_accents(text))
+        tokens: list[str] = []
+        for word in whitespace_tokenize(text):
+            tokens.extend(_split_on_punctuation(word))
+        return tokens
+
+
+class WordpieceTokenizer:
+    """Splits words into WordPiece sub-words by greedy longest match against the vocab."""
+
+    def __init__(self, vocab: Mapping[str, int], unk_token: str = UNK_TOKEN,
+                 max_input_chars_per_word: int = MAX_INPUT_CHARS_PER_WORD):
+        self.vocab = vocab
+        self.unk_token = unk_token
+        self.max_input_chars_per_word = max_input_chars_per_word
+
+    def tokenize(self, text: str | bytes) -> list[str]:
+        """Tokenizes whitespace-separated words (output of BasicTokenizer) into word pieces.
+
+        For example "unaffable" -> ["un", "##aff", "##able"]. A word that is too long
+        or cannot be covered by vocab pieces becomes a single `unk_token`.
+        """
+        output: list[str] = []
+        for word in whitespace_tokenize(convert_to_unicode(text)):
+            output.extend(self._tokenize_word(word))
+        return output
+
+    def _tokenize_word(self, word: str) -> list[str]:
+        if len(word) > self.max_input_chars_per_word:
+            return [self.unk_token]
+        pieces = []
+        start = 0
+        while start < len(word):
+            end = self._longest_match_end(word, start)
+            if end is None:
+                return [self.unk_token]
+            pieces.append(self._piece(word, start, end))
+            start = end
+        return pieces
+
+    @staticmethod
+    def _piece(word: str, start: int, end: int) -> str:
+        """The sub-word word[start:end], "##"-prefixed unless it starts the word."""
+        return ("##" if start > 0 else "") + word[start:end]
+
+    def _longest_match_end(self, word: str, start: int) -> int | None:
+        """End of the longest vocab piece that starts at `start`, or None if there is none."""
+        for end in range(len(word), start, -1):
+            if self._piece(word, start, end) in self.vocab:
+                return end
+        return None
+
+
+class FullTokenizer:
+    """Runs end-to-end tokenization: BasicTokenizer + WordpieceTokenizer, or SentencePiece."""
+
+    def __init__(self, vocab_file: str | Path | None, do_lower_case: bool = True,
+                 spm_model_file: str | Path | None = None):
+        """Constructs a FullTokenizer.
+
+        Args:
+          vocab_file: BERT vocab file (one token a line); ignored when `spm_model_file` is given.
+          do_lower_case: lower-case (and strip accents) before splitting.
+          spm_model_file: SentencePiece model; when given, tokens and ids come from it
+            (Google ALBERT's path) and `vocab` is built from its pieces.
+
+        Raises:
+          ValueError: the vocab has no [UNK] token.
+        """
+        self.do_lower_case = do_lower_case
+        self.sp_model = None
+        self.basic_tokenizer = None
+        self.wordpiece_tokenizer = None
+        if spm_model_file:
+            self.sp_model = _load_sp_model(spm_model_file)
+            pieces = [self.sp_model.id_to_piece(i) for i in range(self.sp_model.get_piece_size())]
+            self.vocab = {piece: i for i, piece in enumerate(pieces)}
+            self.inv_vocab = dict(enumerate(pieces))
+            return
+        if vocab_file is None:
+            raise ValueError("FullTokenizer needs a vocab_file or an spm_model_file")
+        tokens = _read_vocab_tokens(vocab_file)
+        self.vocab = _vocab_from_tokens(tokens, vocab_file)
+        # From the lines, not from `vocab`, so that every id has a token even if a token repeats.
+        self.inv_vocab = dict(enumerate(tokens))
+        if UNK_TOKEN not in self.vocab:
+            raise ValueError(f"vocab file '{vocab_file}' has no {UNK_TOKEN} token; "
+                             f"out-of-vocabulary words would have no id")
+        never_split = [t for t in SPECIAL_TOKENS if t in self.vocab]
+        self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case, never_split=never_split)
+        self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
+
+    @classmethod
+    def from_scratch(cls, vocab_file: str | Path | None, do_lower_case: bool,
+                     spm_model_file: str | Path | None) -> "FullTokenizer":
+        """Google ALBERT's constructor name."""
+        return cls(vocab_file, do_lower_case, spm_model_file)
+
+    def tokenize(self, text: str | bytes) -> list[str]:
+        """Splits `text` into tokens of the vocab (or [UNK])."""
+        text = convert_to_unicode(text)
+        if self.sp_model is not None:
+            return encode_pieces(self.sp_model, preprocess_text(text, lower=self.do_lower_case))
+        return [piece for word in self.basic_tokenizer.tokenize(text)
+                for piece in self.wordpiece_tokenizer.tokenize(word)]
+
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
+        """Maps tokens to ids; unknown tokens get the [UNK] (SentencePiece: <unk>) id."""
+        if self.sp_model is not None:
+            return [self.sp_model.piece_to_id(token) for token in tokens]
+        return convert_tokens_to_ids(self.vocab, tokens)
+
+    def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
+        """Maps ids to tokens; an id outside the vocab raises KeyError."""
+        return convert_ids_to_tokens(self.inv_vocab, ids)
+
+
+# --------------------------------------------------------------------------- SentencePiece (ALBERT)
+
+def _load_sp_model(spm_model_file: str | Path) -> Any:
+    """Loads a SentencePiece model, importing sentencepiece only now."""
+    try:
+        import sentencepiece  # pylint: disable=import-outside-toplevel
+    except ImportError as err:
+        raise ImportError("spm_model_file needs the sentencepiece package: pip install sentencepiece") from err
+    path = Path(spm_model_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"SentencePiece model file not found: '{path}'")
+    return sentencepiece.SentencePieceProcessor(model_file=str(path))
+
+
+def preprocess_text(inputs: str, remove_space: bool = True, lower: bool = False) -> str:
+    """ALBERT's text normalisation before SentencePiece.
+
+    Collapses whitespace runs (if `remove_space`), applies NFKD and drops combining
+    marks (full-width "ＡＢＣ" -> "ABC", "é" -> "e"), then lower-cases if `lower`.
+    """
+    outputs = " ".join(inputs.strip().split()) if remove_space else inputs
+    outputs = unicodedata.normalize("NFKD", outputs)
+    outputs = "".join(c for c in outputs if not unicodedata.combining(c))
+    return outputs.lower() if lower else outputs
+
+
+def _split_digit_comma(sp_model: Any, piece: str) -> list[str]:
+    """Splits a piece such as "▁2019," into "▁2019" + ",", as ALBERT does.
+
+    The digits are re-encoded on their own so that numbers followed by a comma
+    get the same pieces as numbers elsewhere.
+    """
+    sub_pieces = sp_model.encode_as_pieces(piece[:-1].replace(SPIECE_UNDERLINE, ""))
+    # Re-encoding adds a word-start marker the original piece did not have.
+    if not piece.startswith(SPIECE_UNDERLINE) and sub_pieces and sub_pieces[0].startswith(SPIECE_UNDERLINE):
+        head = sub_pieces[0][len(SPIECE_UNDERLINE):]
+        sub_pieces = ([head] if head else []) + sub_pieces[1:]
+    return sub_pieces + [piece[-1]]
+
+
+def encode_pieces(sp_model: Any, text: str, return_unicode: bool = True, sample: bool = False) -> list[str]:
+    """Splits already-preprocessed `text` into SentencePiece pieces (ALBERT's `encode_pieces`).
+
+    Args:
+      sp_model: a loaded `sentencepiece.SentencePieceProcessor`.
+      text: text, normally the output of `preprocess_text`.
+      return_unicode: kept for ALBERT's signature (a Python 2 option); pieces are always `str`.
+      sample: sample a segmentation (subword regularisation) instead of the best one.
+    """
+    del return_unicode
+    if sample:
+        pieces = sp_model.sample_encode_as_pieces(text, 64, 0.1)
+    else:
+        pieces = sp_model.encode_as_pieces(text)
+    output: list[str] = []
+    for piece in pieces:
+        if len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit():
+            output.extend(_split_digit_comma(sp_model, piece))
+        else:
+            output.append(piece)
+    return output
+
+
+def encode_ids(sp_model: Any, text: str, sample: bool = False) -> list[int]:
+    """Ids of `encode_pieces` (ALBERT's `encode_ids`)."""
+    return [sp_model.piece_to_id(piece) for piece in encode_pieces(sp_model, text, sample=sample)]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def validate_case_matches_checkpoint(do_lower_case: bool, init_checkpoint: str | None) -> None:
+    """Checks `do_lower_case` against the casing of a Google BERT checkpoint, known by its directory name.
+
+    Only Google's released BERT directories (e.g. "uncased_L-12_H-768_A-12",
+    "chinese_L-12_H-768_A-12") are known; any other checkpoint (albert_zh,
+    Google ALBERT, your own) passes without a check.
+
+    Raises:
+      ValueError: the flag contradicts the known casing of the checkpoint.
+    """
+    if not init_checkpoint:
+        return
+    model_name = PurePosixPath(str(init_checkpoint).replace("\\", "/")).parent.name
+    if model_name in _LOWER_CASED_MODELS and not do_lower_case:
+        expected = True
+    elif model_name in _CASED_MODELS and do_lower_case:
+        expected = False
+    else:
+        return
+    raise ValueError(
+        f"--do_lower_case={do_lower_case} does not match --init_checkpoint={init_checkpoint}: "
+        f"'{model_name}' was pre-trained with do_lower_case={expected}; pass --do_lower_case={expected}")
