@@ -399,9 +399,12 @@ class AlbertEncoder(keras.layers.Layer):
     def __init__(self, config: AlbertConfig, **kwargs):
         super().__init__(autocast=False, **kwargs)  # as AttentionBlock
         self.blocks = layer_blocks(config)
-        # dicts keyed by block id: Google's G > L configs use only some groups, and only those get variables.
+        # Block ids are sparse (Google's G > L configs use only some groups; only those get variables).
         self.attention = {a: AttentionBlock(config, name=f"attention_{a}") for a in sorted({a for a, _ in self.blocks})}
         self.ffn = {f: FeedForwardBlock(config, name=f"ffn_{f}") for f in sorted({f for _, f in self.blocks})}
+        # TF checkpoints only see layers held in plain attributes (not in lists or dicts): name each block.
+        for block in list(self.attention.values()) + list(self.ffn.values()):
+            setattr(self, block.name, block)
 
     def build(self, input_shape=None):
         for block in list(self.attention.values()) + list(self.ffn.values()):

@@ -422,3 +422,15 @@ def test_dropout_only_when_training():
     c, d = model(inputs, training=True), model(inputs, training=True)
     assert max_abs(c["sequence_output"], d["sequence_output"]) > 1e-3
     assert max_abs(a["sequence_output"], c["sequence_output"]) > 1e-3
+
+
+@pytest.mark.parametrize("share,groups", [("all", 1), ("none", 1), ("attention", 1), ("ffn", 1), ("all", 12)])
+def test_every_weight_is_in_a_tf_checkpoint(tmp_path, share, groups):
+    """Keras 3 layers held only in lists or dicts are invisible to tf.train.Checkpoint; none of ours may be."""
+    config = small_config(share_type=share, num_hidden_groups=groups, model_family="google" if groups > 1 else None)
+    for model in (modeling.AlbertPretrainingModel(config), modeling.AlbertClassifier(config, 3)):
+        model.build()
+        saved = tf.train.Checkpoint(model=model).save(str(tmp_path / model.name))
+        keys = [k for k, _ in tf.train.list_variables(saved) if k.startswith("model/")]
+        assert len(keys) == len(model.trainable_variables), (share, groups, model.name)
+        assert any(k.startswith("model/albert/encoder/attention_") for k in keys)

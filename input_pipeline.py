@@ -1,0 +1,142 @@
+"""tf.data input pipelines: pretraining TFRecords (the seed's feature spec) and classifier feature files.
+
+Sharding: each input pipeline (one per worker, from ``tf.distribute.InputContext``) reads a disjoint set of
+files when there are at least as many files as pipelines, else every pipeline reads all files and keeps every
+n-th record. Training data is shuffled with a fixed seed, so skipping the batches a run has already consumed
+puts a resumed run at the same data position as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import glob
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+
+def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> dict[str, tf.io.FixedLenFeature]:
+    """The seed's TFRecord feature spec (create_pretraining_data.py writes exactly these)."""
+    return {
+        "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "masked_lm_positions": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+        "masked_lm_ids": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+        "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
+
+
+def classifier_features(max_seq_length: int) -> dict[str, tf.io.FixedLenFeature]:
+    """Feature spec of the classifier's cached TFRecords (the seed's run_classifier names)."""
+    return {
+        "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "label_ids": tf.io.FixedLenFeature([], tf.int64),
+        "is_real_example": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+
+def expand_files(patterns: str | list[str]) -> list[str]:
+    """Comma-separated globs (the seed's --input_file syntax) -> sorted file list; an empty match is an error."""
+    if isinstance(patterns, str):
+        patterns = [p for p in patterns.split(",") if p.strip()]
+    files: list[str] = []
+    for pattern in patterns:
+        matched = sorted(tf.io.gfile.glob(pattern.strip())) or sorted(glob.glob(pattern.strip()))
+        if not matched:
+            raise FileNotFoundError(f"no input file matches {pattern!r}")
+        files.extend(matched)
+    return files
+
+
+def _parse(spec: dict[str, tf.io.FixedLenFeature]) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+    """Parses a batch of serialized examples; int64 -> int32 (TPUs and XLA prefer int32)."""
+
+    def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        example = tf.io.parse_example(serialized, spec)
+        return {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in example.items()}
+
+    return parse
+
+
+def make_dataset(files: list[str], spec: dict[str, tf.io.FixedLenFeature], batch_size: int, *, is_training: bool,
+                 input_context: tf.distribute.InputContext | None = None, seed: int = 12345,
+                 skip_batches: int = 0, shuffle_buffer: int = 10000, drop_remainder: bool | None = None
+                 ) -> tf.data.Dataset:
+    """TFRecord files -> batches of parsed features.
+
+    batch_size is per input pipeline (the loop passes the per-replica batch). Training: files shuffled, records
+    interleaved (deterministically), shuffled, repeated forever, remainder dropped. Eval: one ordered pass.
+    """
+    n, index = (input_context.num_input_pipelines, input_context.input_pipeline_id) if input_context else (1, 0)
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    shard_files = n > 1 and len(files) >= n
+    if shard_files:
+        ds = ds.shard(n, index)
+    if is_training:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.flat_map(tf.data.TFRecordDataset)
+    if n > 1 and not shard_files:
+        ds = ds.shard(n, index)
+    if is_training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=is_training if drop_remainder is None else drop_remainder)
+    if skip_batches:
+        ds = ds.skip(skip_batches)  # before parsing: skipped batches cost a read, not a parse
+    ds = ds.map(_parse(spec), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def find_corrupt_file(files: list[str]) -> str | None:
+    """Reads every file to the end; returns the first that TensorFlow cannot read (truncated or corrupt)."""
+    for path in files:
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InvalidArgumentError):
+            return path
+    return None
+
+
+def explain_data_error(files: list[str], err: Exception) -> Exception:
+    """A DataLossError from inside tf.data does not name the file; find it and say which."""
+    bad = find_corrupt_file(files)
+    where = f"{bad} is corrupt or truncated" if bad else "an input file could not be read"
+    return RuntimeError(f"{where} ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                        f"re-create it or leave it out of --input_file")
+
+
+def check_pretraining_data(files: list[str], max_seq_length: int, max_predictions_per_seq: int,
+                           vocab_size: int, num_records: int = 256) -> None:
+    """Checks the first records of the first file against the flags and the config, with clear errors."""
+    records = list(tf.data.TFRecordDataset(files[0]).take(num_records).as_numpy_iterator())
+    if not records:
+        raise ValueError(f"{files[0]}: holds no records")
+    lengths = {}
+    for raw in records[:1]:
+        example = tf.train.Example.FromString(raw)
+        for name, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            lengths[name] = len(getattr(feature, kind).value)
+    expected = pretraining_features(max_seq_length, max_predictions_per_seq)
+    missing = sorted(set(expected) - set(lengths))
+    if missing:
+        raise ValueError(f"{files[0]}: not pretraining data, features {missing} are missing (has {sorted(lengths)})")
+    if lengths["input_ids"] != max_seq_length:
+        raise ValueError(f"--max_seq_length={max_seq_length} but {files[0]} holds sequences of "
+                         f"{lengths['input_ids']}: pass --max_seq_length={lengths['input_ids']}")
+    if lengths["masked_lm_positions"] != max_predictions_per_seq:
+        raise ValueError(f"--max_predictions_per_seq={max_predictions_per_seq} but {files[0]} holds "
+                         f"{lengths['masked_lm_positions']}: pass "
+                         f"--max_predictions_per_seq={lengths['masked_lm_positions']}")
+    parsed = tf.io.parse_example(tf.constant(records, dtype=tf.string), expected)
+    top = int(max(tf.reduce_max(parsed["input_ids"]), tf.reduce_max(parsed["masked_lm_ids"])))
+    if top >= vocab_size:
+        raise ValueError(f"{files[0]} holds token id {top} but the config's vocab_size is {vocab_size}: "
+                         f"the data was made with a larger vocab than the config describes")

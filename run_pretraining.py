@@ -1,0 +1,146 @@
+"""MLM + SOP pretraining of ALBERT on the TFRecords create_pretraining_data.py writes.
+
+The seed's flags and files, on tf.distribute instead of TPUEstimator. A run resumes by itself from the latest
+checkpoint in --output_dir (model, optimizer slots, step and data position); --init_checkpoint (TF1 albert_zh or
+Google ALBERT, or one of ours) is only read when there is nothing to resume.
+
+Example:
+  python run_pretraining.py --bert_config_file=albert_config/albert_config_tiny.json \
+      --input_file='output/pretrain/tf_examples.tfrecord*' --output_dir=output/pretrain_model \
+      --do_train=true --do_eval=true --train_batch_size=64 --max_seq_length=128 --max_predictions_per_seq=20 \
+      --num_train_steps=1000 --num_warmup_steps=100 --learning_rate=1e-4
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags
+
+import input_pipeline
+import modeling
+import optimization
+import training
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the seed's, Google's or BERT's).")
+flags.DEFINE_string("input_file", None, "Comma-separated globs of pretraining TFRecords.")
+flags.DEFINE_string("eval_input_file", None, "Held-out TFRecords for --do_eval (default: --input_file, as the seed).")
+flags.DEFINE_string("output_dir", None, "Checkpoints, TensorBoard summaries and eval_results.txt go here.")
+flags.DEFINE_string("init_checkpoint", None, "TF1 (albert_zh or Google) or TF2 checkpoint to start from.")
+flags.DEFINE_enum("model_family", None, list(modeling.MODEL_FAMILIES), "Overrides the config's model family.")
+flags.DEFINE_integer("max_seq_length", 128, "Sequence length of the data (checked against it).")
+flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence in the data (checked).")
+flags.DEFINE_bool("do_train", False, "Train.")
+flags.DEFINE_bool("do_eval", False, "Evaluate (after training when both are set).")
+flags.DEFINE_integer("train_batch_size", 32, "Global training batch.")
+flags.DEFINE_integer("eval_batch_size", 8, "Global eval batch.")
+flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.")
+flags.DEFINE_integer("num_train_steps", 100000, "Optimizer steps.")
+flags.DEFINE_integer("num_warmup_steps", 10000, "Linear warmup steps.")
+flags.DEFINE_integer("max_eval_steps", 100, "Eval batches at most.")
+flags.DEFINE_enum("optimizer", "lamb", ["lamb", "adamw"], "LAMB (the seed's) or BERT's AdamW.")
+flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
+flags.DEFINE_float("poly_power", 1.0, "Power of the polynomial decay (1 = linear, the seed's).")
+flags.DEFINE_integer("start_warmup_step", 0, "Google's option: warmup counts from this step.")
+training.define_flags()
+
+
+def pretraining_task(config: modeling.AlbertConfig) -> training.Task:
+    """MLM on the masked positions (weighted by masked_lm_weights) + SOP, the seed's losses."""
+    import tensorflow as tf
+
+    def sums(features, out):
+        weights = tf.cast(features["masked_lm_weights"], tf.float32)
+        labels = features["masked_lm_ids"]
+        mlm = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=out["mlm_logits"])
+        mlm_hit = tf.cast(tf.equal(tf.argmax(out["mlm_logits"], -1, output_type=tf.int32), labels), tf.float32)
+        sop_labels = tf.reshape(features["next_sentence_labels"], [-1])
+        sop = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=sop_labels, logits=out["sop_logits"])
+        sop_hit = tf.cast(tf.equal(tf.argmax(out["sop_logits"], -1, output_type=tf.int32), sop_labels), tf.float32)
+        return {"masked_lm_loss": tf.reduce_sum(mlm * weights), "masked_lm_accuracy": tf.reduce_sum(mlm_hit * weights),
+                "sentence_order_loss": tf.reduce_sum(sop), "sentence_order_accuracy": tf.reduce_sum(sop_hit)}
+
+    def counts(features):
+        tokens = tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32))
+        examples = tf.cast(tf.shape(features["input_ids"])[0], tf.float32)
+        return {"masked_lm_loss": tokens, "masked_lm_accuracy": tokens,
+                "sentence_order_loss": examples, "sentence_order_accuracy": examples}
+
+    return training.Task(build_model=lambda: modeling.AlbertPretrainingModel(config), sums=sums, counts=counts,
+                         loss_terms=("masked_lm_loss", "sentence_order_loss"))
+
+
+def write_eval_results(path: str, results: dict[str, float], step: int) -> None:
+    """eval_results.txt as the seed wrote it (key = value), with the seed's next_sentence_* names too."""
+    results = dict(results, global_step=step)
+    results["next_sentence_accuracy"] = results["sentence_order_accuracy"]
+    results["next_sentence_loss"] = results["sentence_order_loss"]
+    with open(path, "w", encoding="utf-8") as f:
+        for key in sorted(results):
+            f.write(f"{key} = {results[key]}\n")
+
+
+def main(_) -> None:
+    if not FLAGS.do_train and not FLAGS.do_eval:
+        raise app.UsageError("At least one of --do_train or --do_eval must be true.")
+    for name in ("bert_config_file", "input_file", "output_dir"):
+        if not getattr(FLAGS, name):
+            raise app.UsageError(f"--{name} is required.")
+    strategy = training.strategy_from_flags(FLAGS)  # first: multi-worker setup must precede other TF work
+    training.set_precision(FLAGS.mixed_precision, FLAGS.use_xla)
+    config = modeling.AlbertConfig.from_json_file(FLAGS.bert_config_file, model_family=FLAGS.model_family)
+    if FLAGS.max_seq_length > config.max_position_embeddings:
+        raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings "
+                         f"({config.max_position_embeddings}) of {FLAGS.bert_config_file}")
+    files = input_pipeline.expand_files(FLAGS.input_file)
+    eval_files = input_pipeline.expand_files(FLAGS.eval_input_file) if FLAGS.eval_input_file else files
+    for checked in {files[0]: files, eval_files[0]: eval_files}.values():
+        input_pipeline.check_pretraining_data(checked, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+                                              config.vocab_size)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    task = pretraining_task(config)
+    spec = input_pipeline.pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+
+    def make_optimizer():
+        return optimization.create_optimizer(FLAGS.learning_rate, FLAGS.num_train_steps, FLAGS.num_warmup_steps,
+                                             optimizer=FLAGS.optimizer, weight_decay_rate=FLAGS.weight_decay_rate,
+                                             poly_power=FLAGS.poly_power, start_warmup_step=FLAGS.start_warmup_step)
+
+    trainer = training.Trainer(strategy, task, make_optimizer,
+                               training.config_from_flags(FLAGS, FLAGS.num_train_steps, FLAGS.train_batch_size))
+    trainer.restore_or_initialize(init_fn=_init_fn(FLAGS.init_checkpoint, FLAGS.model_family is not None
+                                                   or _config_names_family(FLAGS.bert_config_file)))
+    if FLAGS.do_train:
+        def dataset_fn(ctx, start_step):
+            return input_pipeline.make_dataset(
+                files, spec, trainer.per_replica_batch, is_training=True, input_context=ctx, seed=FLAGS.seed,
+                skip_batches=start_step)
+        trainer.train(dataset_fn, files)
+    if FLAGS.do_eval:
+        dataset = input_pipeline.make_dataset(eval_files, spec, FLAGS.eval_batch_size, is_training=False)
+        results = training.evaluate(strategy, trainer.model, task, dataset, FLAGS.max_eval_steps, eval_files)
+        if trainer.chief:
+            write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results, trainer.step)
+        print("eval: " + "  ".join(f"{k} = {v:.4f}" for k, v in sorted(results.items())), flush=True)
+
+
+def _config_names_family(path: str) -> bool:
+    import json
+    with open(path, encoding="utf-8") as f:
+        return "model_family" in json.load(f)
+
+
+def _init_fn(init_checkpoint: str | None, family_given: bool):
+    """--init_checkpoint through the checkpoint loader (TF1 of either family, or ours)."""
+    if not init_checkpoint:
+        return None
+
+    def init(model):
+        import checkpoints
+        checkpoints.load_checkpoint(model, init_checkpoint, family_given=family_given)
+    return init
+
+
+if __name__ == "__main__":
+    app.run(main)

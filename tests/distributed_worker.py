@@ -1,0 +1,60 @@
+"""Runs a few training steps under a given strategy and prints the result as JSON (used by test_training.py).
+
+usage: distributed_worker.py MODE DATA_GLOB OUT_DIR
+MODE: default | mirrored2 (2 logical CPUs) | compare (default and mirrored2 in one process) | multi_worker
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+mode, data_glob, out_dir = sys.argv[1:4]
+if mode in ("mirrored2", "compare"):
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import input_pipeline  # noqa: E402
+import modeling  # noqa: E402
+import optimization  # noqa: E402
+import run_pretraining  # noqa: E402  (its task definition)
+import training  # noqa: E402
+from pretrain_data import CONFIG, PRED, SEQ  # noqa: E402
+
+
+def run(strategy: tf.distribute.Strategy, output_dir: str, steps: int = 6) -> dict:
+    config = modeling.AlbertConfig.from_dict(CONFIG)
+    files = input_pipeline.expand_files(data_glob)
+    spec = input_pipeline.pretraining_features(SEQ, PRED)
+    trainer = training.Trainer(
+        strategy, run_pretraining.pretraining_task(config),
+        lambda: optimization.create_optimizer(1e-3, steps, 0, optimizer="lamb"),
+        training.TrainConfig(output_dir=output_dir, num_train_steps=steps, train_batch_size=8, steps_per_loop=3,
+                             save_checkpoints_steps=steps))
+    trainer.restore_or_initialize()
+    # one fixed, un-shuffled batch order for every strategy, so the runs see the same global batches
+    metrics = trainer.train(lambda ctx, start: input_pipeline.make_dataset(
+        files, spec, trainer.per_replica_batch, is_training=False, input_context=ctx, drop_remainder=True)
+        .repeat(), files)
+    weights = np.concatenate([v.numpy().ravel() for v in trainer.model.trainable_variables])
+    return {"loss": metrics["loss"], "step": trainer.step, "checksum": float(np.sum(weights * weights)),
+            "first": weights[:8].tolist()}
+
+
+if mode == "default":
+    result = run(tf.distribute.get_strategy(), out_dir)
+elif mode == "mirrored2":
+    result = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), out_dir)
+elif mode == "compare":
+    result = {"default": run(tf.distribute.OneDeviceStrategy("/cpu:0"), os.path.join(out_dir, "a")),
+              "mirrored": run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), os.path.join(out_dir, "b"))}
+else:
+    result = run(tf.distribute.MultiWorkerMirroredStrategy(), out_dir)
+print("RESULT " + json.dumps(result), flush=True)

@@ -1,0 +1,351 @@
+"""The one distributed training loop both CLIs use (run_pretraining.py, run_classifier.py).
+
+It replaces the seed's TPUEstimator with plain TF2: a ``tf.distribute`` strategy, ``strategy.run`` inside a
+``tf.function`` that runs ``steps_per_loop`` steps a call (the seed's ``iterations_per_loop``), a
+``tf.train.CheckpointManager`` in ``output_dir`` with automatic resume, TensorBoard scalars and a progress line.
+
+A CLI describes its task with a ``Task``: how to build the model, and its metrics as per-batch *sums* and
+*counts* (e.g. Σ token loss · weight and Σ weight). Counts are all-reduced over replicas before the loss is formed,
+so the gradient is that of the global-batch mean on any number of replicas and with gradient accumulation,
+and a logged metric is Σ sums / Σ counts over every example the loop saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from typing import Callable
+
+import keras
+import tensorflow as tf
+from absl import flags, logging as absl_logging
+
+import input_pipeline
+
+Features = dict[str, tf.Tensor]
+absl_logging.set_verbosity(absl_logging.WARNING)  # TF's checkpoint INFO lines would drown the progress lines
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Flags shared by the CLIs (the seed's names first)
+# ---------------------------------------------------------------------------------------------------------------------
+
+def define_flags() -> None:
+    """Distribution, checkpoint and performance flags, shared by run_pretraining.py and run_classifier.py."""
+    flags.DEFINE_bool("use_tpu", False, "Train on a TPU (same as --distribution_strategy=tpu).")
+    flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address.")
+    flags.DEFINE_string("tpu_zone", None, "GCE zone of the Cloud TPU.")
+    flags.DEFINE_string("gcp_project", None, "GCP project of the Cloud TPU.")
+    flags.DEFINE_string("master", None, "Kept for old scripts; use --tpu_name.")
+    flags.DEFINE_integer("num_tpu_cores", 8, "Kept for old scripts; TPUStrategy finds the cores itself.")
+    flags.DEFINE_enum("distribution_strategy", "default", STRATEGIES,
+                      "default (one device), mirrored (all local GPUs), multi_worker_mirrored (TF_CONFIG), tpu.")
+    flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint every this many optimizer steps.")
+    flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints to keep in --output_dir.")
+    flags.DEFINE_integer("iterations_per_loop", 100, "Steps per tf.function call (and per progress line).")
+    flags.DEFINE_integer("gradient_accumulation_steps", 1,
+                         "Split each global batch into this many micro-batches and sum their gradients.")
+    flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16", "fp16"],
+                      "bf16: mixed_bfloat16 (fast on TPUs, recent GPUs and CPUs with AMX); fp16: with loss scaling.")
+    flags.DEFINE_bool("use_xla", False, "Compile the forward/backward pass with XLA (jit_compile=True).")
+    flags.DEFINE_integer("seed", 12345, "Random seed (weights, dropout, data order).")
+
+
+def config_from_flags(FLAGS, num_train_steps: int, train_batch_size: int) -> "TrainConfig":
+    return TrainConfig(output_dir=FLAGS.output_dir, num_train_steps=num_train_steps,
+                       train_batch_size=train_batch_size, steps_per_loop=FLAGS.iterations_per_loop,
+                       save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+                       keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+                       gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
+                       use_xla=FLAGS.use_xla, seed=FLAGS.seed)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Strategy and precision
+# ---------------------------------------------------------------------------------------------------------------------
+
+def get_strategy(name: str = "default", *, use_tpu: bool = False, tpu_name: str | None = None,
+                 tpu_zone: str | None = None, gcp_project: str | None = None) -> tf.distribute.Strategy:
+    """The strategy a --distribution_strategy value names (``use_tpu`` forces ``tpu``, as in the seed)."""
+    if use_tpu:
+        name = "tpu"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name, zone=tpu_zone,
+                                                                     project=gcp_project)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"--distribution_strategy: unknown {name!r}; choose one of {STRATEGIES}")
+
+
+def strategy_from_flags(FLAGS) -> tf.distribute.Strategy:
+    return get_strategy(FLAGS.distribution_strategy, use_tpu=FLAGS.use_tpu, tpu_name=FLAGS.tpu_name or FLAGS.master,
+                        tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project)
+
+
+def set_precision(mode: str, use_xla: bool = False) -> None:
+    """Sets the global Keras dtype policy; call before building the model."""
+    policies = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+    if mode not in policies:
+        raise ValueError(f"--mixed_precision: {mode!r} is not one of {sorted(policies)}")
+    keras.mixed_precision.set_global_policy(policies[mode])
+    if mode == "bf16" and use_xla and not tf.config.list_physical_devices("GPU") \
+            and not tf.config.list_logical_devices("TPU"):
+        print("note: on CPU, XLA compiles bf16 matmuls much slower than oneDNN; drop --use_xla for bf16 on CPU",
+              flush=True)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True on the worker that writes checkpoints and summaries (TF_CONFIG's chief, or worker 0 without one)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if not task_type:
+        return True
+    if task_type == "chief":
+        return True
+    return task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Task:
+    """What a CLI plugs into the loop.
+
+    sums(features, outputs) and counts(features) return dicts with the same keys; a metric is Σ sums / Σ counts.
+    The training loss is Σ_k sums[k] / counts[k] over ``loss_terms``.
+    """
+
+    build_model: Callable[[], keras.Model]
+    sums: Callable[[Features, Features], dict[str, tf.Tensor]]
+    counts: Callable[[Features], dict[str, tf.Tensor]]
+    loss_terms: tuple[str, ...]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    output_dir: str
+    num_train_steps: int
+    train_batch_size: int  # global: all replicas, all accumulation micro-batches
+    steps_per_loop: int = 100
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    gradient_accumulation_steps: int = 1
+    use_xla: bool = False
+    seed: int = 12345
+
+
+def ratios(sums: dict[str, float], counts: dict[str, float], loss_terms: tuple[str, ...]) -> dict[str, float]:
+    """Σ sums / Σ counts per metric, plus ``loss``."""
+    out = {k: float(sums[k]) / max(float(counts[k]), 1e-12) for k in sums}
+    out["loss"] = sum(out[k] for k in loss_terms)
+    return out
+
+
+def optimizer_state(optimizer: keras.Optimizer) -> tf.train.Checkpoint:
+    """The optimizer's own variables (step, moment slots, loss scale), each under its name.
+
+    Checkpointing the optimizer object itself would file every model weight under
+    ``optimizer/_trainable_variables/N`` (the shortest object path wins); this keeps them under ``model/``.
+    """
+    def key(path: str) -> str:
+        own = optimizer.name + "/"
+        return (path[len(own):] if path.startswith(own) else path).replace("/", "_")
+
+    return tf.train.Checkpoint(**{key(v.path): v for v in optimizer.variables})
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _split_micro_batches(features: Features, n: int) -> Features:
+    """[B,...] -> [n, B/n, ...] for each feature."""
+    return {k: tf.reshape(v, tf.concat([[n, tf.shape(v)[0] // n], tf.shape(v)[1:]], 0)) for k, v in features.items()}
+
+
+class Trainer:
+    """Holds the model, optimizer and checkpoint state of one run, under one strategy."""
+
+    def __init__(self, strategy: tf.distribute.Strategy, task: Task, make_optimizer: Callable[[], keras.Optimizer],
+                 config: TrainConfig):
+        self.strategy, self.task, self.config = strategy, task, config
+        replicas = strategy.num_replicas_in_sync
+        per_step = replicas * config.gradient_accumulation_steps
+        if config.train_batch_size % per_step:
+            raise ValueError(f"--train_batch_size={config.train_batch_size} is not divisible by replicas ({replicas})"
+                             f" × --gradient_accumulation_steps ({config.gradient_accumulation_steps})")
+        self.per_replica_batch = config.train_batch_size // replicas
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            self.model = task.build_model()
+            self.model.build()
+            optimizer = make_optimizer()
+            if keras.mixed_precision.global_policy().name == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.optimizer.build(self.model.trainable_variables)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=optimizer_state(self.optimizer))
+        self.chief = is_chief(strategy)
+        directory = config.output_dir if self.chief else os.path.join(
+            config.output_dir, f".worker_{strategy.cluster_resolver.task_id}_tmp")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=config.keep_checkpoint_max,
+                                                  step_counter=self.optimizer.iterations)
+        self._grad_fn = tf.function(self._gradients, jit_compile=True) if config.use_xla else self._gradients
+
+    # -- state --------------------------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def restore_or_initialize(self, init_fn: Callable[[keras.Model], object] | None = None) -> int:
+        """Resumes from the latest checkpoint in output_dir; else runs ``init_fn`` (e.g. --init_checkpoint)."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            print(f"resumed from {latest} at step {self.step}", flush=True)
+        elif init_fn is not None:
+            init_fn(self.model)
+        return self.step
+
+    def save(self) -> str:
+        path = self.manager.save(checkpoint_number=self.step)
+        if not self.chief:  # other workers take part in the save (collectives) but keep nothing
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        return path
+
+    # -- one step -----------------------------------------------------------------------------------------------
+    def _gradients(self, features: Features, global_counts: dict[str, tf.Tensor]):
+        """Per-replica: sums the gradients of the micro-batches. Returns (grads, sums)."""
+        variables = self.model.trainable_variables
+        n = self.config.gradient_accumulation_steps
+
+        def micro(f):
+            with tf.GradientTape() as tape:
+                out = self.model(f, training=True)
+                sums = self.task.sums(f, out)
+                loss = tf.add_n([tf.math.divide_no_nan(sums[k], global_counts[k]) for k in self.task.loss_terms])
+                scaled = self.optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled, variables)
+            return [tf.convert_to_tensor(g) for g in grads], sums
+
+        if n == 1:
+            return micro(features)
+        parts = _split_micro_batches(features, n)
+        grads, sums = micro({k: v[0] for k, v in parts.items()})
+        for i in tf.range(1, n):
+            g, s = micro({k: v[i] for k, v in parts.items()})
+            grads = [a + b for a, b in zip(grads, g)]
+            sums = {k: sums[k] + s[k] for k in sums}
+        return grads, sums
+
+    def _replica_step(self, features: Features):
+        counts = self.task.counts(features)
+        context = tf.distribute.get_replica_context()
+        global_counts = {k: context.all_reduce(tf.distribute.ReduceOp.SUM, v) for k, v in counts.items()}
+        grads, sums = self._grad_fn(features, global_counts)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return sums, counts
+
+    def _reduce(self, values: dict) -> dict:
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in values.items()}
+
+    @tf.function
+    def _train_loop(self, iterator, steps: tf.Tensor):
+        sums, counts = map(self._reduce, self.strategy.run(self._replica_step, args=(next(iterator),)))
+        for _ in tf.range(steps - 1):
+            s, c = map(self._reduce, self.strategy.run(self._replica_step, args=(next(iterator),)))
+            sums = {k: sums[k] + s[k] for k in sums}
+            counts = {k: counts[k] + c[k] for k in counts}
+        return sums, counts
+
+    # -- public -------------------------------------------------------------------------------------------------
+    def train(self, dataset_fn: Callable[[tf.distribute.InputContext, int], tf.data.Dataset],
+              files: list[str] | None = None) -> dict[str, float]:
+        """Trains to num_train_steps from the current step. dataset_fn(input_context, skip_batches) -> per-replica
+        batches. Returns the metrics of the last loop."""
+        cfg, start = self.config, self.step
+        if start >= cfg.num_train_steps:
+            print(f"already at step {start} of {cfg.num_train_steps}: nothing to train", flush=True)
+            return {}
+        dist = self.strategy.distribute_datasets_from_function(lambda ctx: dataset_fn(ctx, start))
+        iterator = iter(dist)
+        writer = tf.summary.create_file_writer(os.path.join(cfg.output_dir, "train")) if self.chief else None
+        t0, last, metrics = time.time(), None, {}
+        print(f"training steps {start}..{cfg.num_train_steps}, global batch {cfg.train_batch_size} on "
+              f"{self.strategy.num_replicas_in_sync} replica(s)" +
+              (f", {cfg.gradient_accumulation_steps} micro-batches per step" if cfg.gradient_accumulation_steps > 1
+               else ""), flush=True)
+        while self.step < cfg.num_train_steps:
+            step = self.step
+            to_save = cfg.save_checkpoints_steps - step % cfg.save_checkpoints_steps
+            n = min(cfg.steps_per_loop, to_save, cfg.num_train_steps - step)
+            loop_start = time.time()
+            try:
+                sums, counts = self._train_loop(iterator, tf.constant(n))
+            except tf.errors.DataLossError as err:
+                raise input_pipeline.explain_data_error(files or [], err) from None
+            metrics = ratios({k: v.numpy() for k, v in sums.items()}, {k: v.numpy() for k, v in counts.items()},
+                             self.task.loss_terms)
+            now, step = time.time(), self.step
+            metrics["examples_per_second"] = n * cfg.train_batch_size / max(now - loop_start, 1e-9)
+            metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+            if writer is not None:
+                with writer.as_default(step=step):
+                    for k, v in metrics.items():
+                        tf.summary.scalar(k, v)
+            rate = (step - start) / max(now - t0, 1e-9)
+            eta = (cfg.num_train_steps - step) / max(rate, 1e-9)
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("examples_per_second",))
+            print(f"step {step}/{cfg.num_train_steps}  {shown}  {metrics['examples_per_second']:.1f} ex/s  "
+                  f"ETA {_format_seconds(eta)}", flush=True)
+            if step % cfg.save_checkpoints_steps == 0 or step == cfg.num_train_steps:
+                last = self.save()
+        if writer is not None:
+            writer.flush()
+        print(f"done: step {self.step}, last checkpoint {last}, {_format_seconds(time.time() - t0)}", flush=True)
+        return metrics
+
+
+def evaluate(strategy: tf.distribute.Strategy, model: keras.Model, task: Task, dataset: tf.data.Dataset,
+             max_steps: int | None = None, files: list[str] | None = None) -> dict[str, float]:
+    """One pass over ``dataset`` (global batches; the last may be partial). Returns Σ sums / Σ counts per metric."""
+    dist = strategy.experimental_distribute_dataset(dataset)
+
+    def replica(features):
+        out = model(features, training=False)
+        return task.sums(features, out), task.counts(features)
+
+    @tf.function
+    def step(features):
+        s, c = strategy.run(replica, args=(features,))
+        return ({k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in s.items()},
+                {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in c.items()})
+
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    try:
+        for i, features in enumerate(dist):
+            if max_steps is not None and i >= max_steps:
+                break
+            s, c = step(features)
+            for k in s:
+                sums[k] = sums.get(k, 0.0) + float(s[k])
+                counts[k] = counts.get(k, 0.0) + float(c[k])
+    except tf.errors.DataLossError as err:
+        raise input_pipeline.explain_data_error(files or [], err) from None
+    if not sums:
+        raise ValueError("evaluation saw no data")
+    return ratios(sums, counts, task.loss_terms)
