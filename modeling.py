@@ -398,13 +398,26 @@ class AlbertEncoder(keras.layers.Layer):
 
     def __init__(self, config: AlbertConfig, **kwargs):
         super().__init__(autocast=False, **kwargs)  # as AttentionBlock
-        self.blocks = layer_blocks(config)
+        self.blocks = tuple(layer_blocks(config))
         # Block ids are sparse (Google's G > L configs use only some groups; only those get variables).
-        self.attention = {a: AttentionBlock(config, name=f"attention_{a}") for a in sorted({a for a, _ in self.blocks})}
-        self.ffn = {f: FeedForwardBlock(config, name=f"ffn_{f}") for f in sorted({f for _, f in self.blocks})}
-        # TF checkpoints only see layers held in plain attributes (not in lists or dicts): name each block.
-        for block in list(self.attention.values()) + list(self.ffn.values()):
-            setattr(self, block.name, block)
+        self.attention_ids = tuple(sorted({a for a, _ in self.blocks}))
+        self.ffn_ids = tuple(sorted({f for _, f in self.blocks}))
+        # Each block is a plain attribute: TF checkpoints and SavedModels see neither layers held in lists or dicts
+        # (Keras 3 tracks those only for itself) nor int-keyed dicts.
+        for a in self.attention_ids:
+            setattr(self, f"attention_{a}", AttentionBlock(config, name=f"attention_{a}"))
+        for f in self.ffn_ids:
+            setattr(self, f"ffn_{f}", FeedForwardBlock(config, name=f"ffn_{f}"))
+
+    @property
+    def attention(self) -> dict[int, AttentionBlock]:
+        """Attention blocks by block id."""
+        return {a: getattr(self, f"attention_{a}") for a in self.attention_ids}
+
+    @property
+    def ffn(self) -> dict[int, FeedForwardBlock]:
+        """FFN blocks by block id."""
+        return {f: getattr(self, f"ffn_{f}") for f in self.ffn_ids}
 
     def build(self, input_shape=None):
         for block in list(self.attention.values()) + list(self.ffn.values()):
@@ -412,9 +425,10 @@ class AlbertEncoder(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, x: tf.Tensor, bias: tf.Tensor, training: bool = False) -> tf.Tensor:
+        attention, ffn = self.attention, self.ffn
         for a, f in self.blocks:
-            x = self.attention[a](x, bias, training=training)
-            x = self.ffn[f](x, training=training)
+            x = attention[a](x, bias, training=training)
+            x = ffn[f](x, training=training)
         return x
 
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 
+import tensorflow as tf
 from absl import app, flags
 
+import checkpoints
 import input_pipeline
 import modeling
 import optimization
@@ -48,7 +50,6 @@ training.define_flags()
 
 def pretraining_task(config: modeling.AlbertConfig) -> training.Task:
     """MLM on the masked positions (weighted by masked_lm_weights) + SOP, the seed's losses."""
-    import tensorflow as tf
 
     def sums(features, out):
         weights = tf.cast(features["masked_lm_weights"], tf.float32)
@@ -90,6 +91,8 @@ def main(_) -> None:
     strategy = training.strategy_from_flags(FLAGS)  # first: multi-worker setup must precede other TF work
     training.set_precision(FLAGS.mixed_precision, FLAGS.use_xla)
     config = modeling.AlbertConfig.from_json_file(FLAGS.bert_config_file, model_family=FLAGS.model_family)
+    if FLAGS.init_checkpoint and not tf.train.latest_checkpoint(FLAGS.output_dir):
+        config = checkpoints.config_for_checkpoint(config, FLAGS.init_checkpoint)  # the family the weights need
     if FLAGS.max_seq_length > config.max_position_embeddings:
         raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings "
                          f"({config.max_position_embeddings}) of {FLAGS.bert_config_file}")
@@ -109,8 +112,9 @@ def main(_) -> None:
 
     trainer = training.Trainer(strategy, task, make_optimizer,
                                training.config_from_flags(FLAGS, FLAGS.num_train_steps, FLAGS.train_batch_size))
-    trainer.restore_or_initialize(init_fn=_init_fn(FLAGS.init_checkpoint, FLAGS.model_family is not None
-                                                   or _config_names_family(FLAGS.bert_config_file)))
+    trainer.restore_or_initialize(
+        init_fn=(lambda model: checkpoints.load_checkpoint(model, FLAGS.init_checkpoint))
+        if FLAGS.init_checkpoint else None)
     if FLAGS.do_train:
         def dataset_fn(ctx, start_step):
             return input_pipeline.make_dataset(
@@ -123,23 +127,6 @@ def main(_) -> None:
         if trainer.chief:
             write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results, trainer.step)
         print("eval: " + "  ".join(f"{k} = {v:.4f}" for k, v in sorted(results.items())), flush=True)
-
-
-def _config_names_family(path: str) -> bool:
-    import json
-    with open(path, encoding="utf-8") as f:
-        return "model_family" in json.load(f)
-
-
-def _init_fn(init_checkpoint: str | None, family_given: bool):
-    """--init_checkpoint through the checkpoint loader (TF1 of either family, or ours)."""
-    if not init_checkpoint:
-        return None
-
-    def init(model):
-        import checkpoints
-        checkpoints.load_checkpoint(model, init_checkpoint, family_given=family_given)
-    return init
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""Exports a model (backbone, or backbone + classifier head) as a TF SavedModel for serving.
+
+    python export_saved_model.py --bert_config_file=albert_config/albert_config_tiny.json \\
+        --init_checkpoint=output/lcqmc/ --export_dir=export/lcqmc --max_seq_length=128 --num_labels=2
+
+The SavedModel has one signature, ``serving_default(input_ids, input_mask, segment_ids)`` (int32 [B,T], any B and
+T <= max_position_embeddings) -> ``pooled_output`` [B,H], ``sequence_output`` [B,T,H] (float32), plus ``logits`` and
+``probabilities`` [B,C] when the model has a classifier head. It needs no project code to load::
+
+    served = tf.saved_model.load("export/lcqmc").signatures["serving_default"]
+    served(input_ids=ids, input_mask=mask, segment_ids=seg)["probabilities"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import keras
+import tensorflow as tf
+
+import checkpoints
+import modeling
+
+SIGNATURE_INPUTS = ("input_ids", "input_mask", "segment_ids")
+
+
+def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int | None = None) -> list[str]:
+    """Writes ``model`` (AlbertModel or AlbertClassifier, built) to ``export_dir``; returns the signature's outputs.
+
+    The serving module tracks the model's variables itself and keeps the Keras model out of its attributes: the
+    SavedModel then holds only the variables and the traced function, so loading needs neither Keras nor our code.
+    max_seq_length, when given, is checked against max_position_embeddings and used for a check call.
+    """
+    albert, heads = checkpoints.split_model(model)
+    if "mlm" in heads:
+        raise ValueError("export the backbone (AlbertModel) or a classifier, not the pretraining model")
+    limit = albert.config.max_position_embeddings
+    if max_seq_length is not None and not 0 < max_seq_length <= limit:
+        raise ValueError(f"max_seq_length: {max_seq_length} is not in 1..max_position_embeddings ({limit})")
+    outputs = ["pooled_output", "sequence_output"] + (["logits", "probabilities"] if heads else [])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=n) for n in SIGNATURE_INPUTS])
+    def serve(input_ids, input_mask, segment_ids):
+        out = model({"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}, training=False)
+        return {k: tf.cast(out[k], tf.float32) for k in outputs}
+
+    module = tf.Module(name="albert_serving")
+    # The tf.Variables behind the Keras variables: what the traced function captures, and so what must be saved.
+    module.model_variables = [v.value for v in model.variables]
+    module.serve = serve
+    if max_seq_length:
+        ones = tf.ones([1, max_seq_length], tf.int32)
+        serve(ones, ones, tf.zeros_like(ones))
+    tf.saved_model.save(module, export_dir, signatures={"serving_default": serve})
+    print(f"exported {type(model).__name__} to {export_dir}: serving_default(input_ids, input_mask, segment_ids) "
+          f"-> {', '.join(outputs)}")
+    return outputs
+
+
+def main(argv: list[str] | None = None) -> list[str]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bert_config_file", "--albert_config_file", dest="config_file", required=True)
+    parser.add_argument("--init_checkpoint", required=True, help="checkpoint prefix or directory (TF1 or ours)")
+    parser.add_argument("--export_dir", required=True)
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--num_labels", type=int, default=0, help="classifier label count; 0 = backbone only")
+    parser.add_argument("--model_family", choices=modeling.MODEL_FAMILIES, default=None,
+                        help="override the config's model_family")
+    args = parser.parse_args(argv)
+    model, _ = checkpoints.model_from_checkpoint(args.config_file, args.init_checkpoint,
+                                                 model_family=args.model_family, num_labels=args.num_labels)
+    return export_saved_model(model, args.export_dir, args.max_seq_length)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
