@@ -1,0 +1,1215 @@
+# coding=utf-8
+"""Creates ALBERT pre-training data: SOP sentence pairs with Chinese whole-word / n-gram masking.
+
+Input: UTF-8 text files, one sentence a line, a blank line between documents.
+Output: TFRecord files of `tf.train.Example`s with exactly the features the seed
+(brightmart/albert_zh) writes, so records from either script train in both:
+
+  input_ids, input_mask, segment_ids           int64   [max_seq_length]
+  masked_lm_positions, masked_lm_ids           int64   [max_predictions_per_seq]
+  masked_lm_weights                            float32 [max_predictions_per_seq]
+  next_sentence_labels                         int64   [1]   (SOP: 1 = segments swapped)
+
+How it runs, and why:
+  * The corpus is cut into work units of about `--work_unit_mb` at blank lines
+    (document boundaries). A unit is read, tokenized and segmented with jieba
+    ONCE; then its `--dupe_factor` passes are built and each pass is written to a
+    temporary file as soon as it is made. Memory is bounded by the unit size, not
+    by the corpus (the seed kept every instance of every pass in RAM and re-ran
+    jieba on every sentence in every pass).
+  * Units are independent, so `--num_workers` processes share them. Each unit and
+    pass has its own random stream (seeded from `--random_seed`, the file and unit
+    index and the pass), so the output does not depend on `--num_workers`.
+  * At the end the passes are written pass after pass; inside a pass the units
+    come in a random order and inside a unit the documents and instances are
+    shuffled. This block shuffle stands in for the seed's global shuffle, and
+    keeps the dupes of a document a whole pass apart. Temporary files (next to the
+    first output) need about as much disk as the output; the outputs get their
+    final names only when complete.
+  * TensorFlow is not needed (nor imported): examples and TFRecord frames are
+    encoded here, byte-identical to tf.train.Example / tf.io.TFRecordWriter.
+
+Chinese whole-word masking (`--do_whole_word_mask`): the BERT tokenizer splits
+Chinese into single characters; jieba's words (of any length; the seed stopped at
+3 characters) group them back into words, and `##` WordPieces group with the piece
+before them. A word is masked as a whole, and the 80% [MASK] / 10% keep / 10%
+random choice is made once per word. Labels are the ids of the tokens the model
+sees as input: the seed used `##字` ids as labels for word-internal characters
+(even without whole-word masking), ids that never occur as inputs;
+`--seed_wwm_labels` brings those labels back for users who must match an old run
+(only the labels: the grouping stays jieba's full words). `--non_chinese` skips
+jieba: words are then only WordPiece groups. With `--spm_model_file` a "▁" piece
+starts a word and every piece holding a CJK character is a word of its own.
+`--ngram=N` masks spans of 1..N consecutive whole words (never across [SEP]) with
+p(n) proportional to 1/n; `--favor_shorter_ngram=false` reverses the weights,
+p(n) proportional to 1/(N + 1 - n), so that N-grams are the most likely (Google
+ALBERT's semantics). A span shrinks when the next word would exceed the budget
+of round(len * masked_lm_prob) predictions (at most --max_predictions_per_seq).
+
+Instances (sentence-order prediction, as the seed builds them): sentences are
+gathered into a chunk until the chunk reaches the target length (the full
+length, or a random shorter one with `--short_seq_prob`); the chunk is split at
+a random sentence boundary into A and B, and with p=0.5 they are swapped
+(label 1). Differences from the seed, on purpose:
+  * a chunk always holds at least two sentences (a sentence longer than the
+    target takes the next one with it, and truncation trims the pair). When only
+    the last sentence of a document is left over, it is paired with the sentence
+    before it (which is then used twice). For a one-sentence chunk, the seed's
+    loop `continue`d without advancing, appended the same sentence again and
+    wrote an A == B pair (with a coin-flip label) instead.
+  * a document of one sentence is cut in two at a random word boundary (both
+    parts non-empty); a one-token document gives no instance and is counted.
+  * random replacement tokens come from the ordinary vocab entries (no [PAD],
+    [unused*], [CLS], [SEP], [MASK], <S>, <T>, and no `##字` pieces, which never
+    occur as inputs here); the seed drew from the whole vocab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import dataclasses
+import functools
+import glob
+import multiprocessing
+import os
+import re
+import shutil
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+import tokenization
+
+# The feature names of the seed's TFRecords, in the order the seed writes them.
+FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
+                 "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
+REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
+_PROG = "create_pretraining_data.py"
+
+
+class InputError(Exception):
+    """Bad input or configuration: reported as one message, without a traceback."""
+
+
+# --------------------------------------------------------------------------- flags
+
+def str2bool(value: str | bool) -> bool:
+    """Parses absl-style booleans: true/false, True/False, 1/0, yes/no (bare flag = True)."""
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in ("true", "t", "1", "yes", "y"):
+        return True
+    if lowered in ("false", "f", "0", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {value!r}")
+
+
+def _add_bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help_text: str) -> None:
+    """Adds --name, --name=true/false and absl's --noname."""
+    parser.add_argument(f"--{name}", type=str2bool, nargs="?", const=True, default=default,
+                        metavar="BOOL", help=help_text)
+    parser.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    """The seed's flags (same names, `--flag=value` or `--flag value`) plus the new ones."""
+    p = argparse.ArgumentParser(prog=_PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--input_file", required=True,
+                   help="Input raw text file(s): comma-separated paths or globs.")
+    p.add_argument("--output_file", required=True,
+                   help="Output TFRecord file(s), comma-separated; instances are dealt round-robin.")
+    p.add_argument("--vocab_file", default=None,
+                   help="BERT vocab file (one token a line). Required unless --spm_model_file.")
+    p.add_argument("--spm_model_file", default=None,
+                   help="SentencePiece model (Google ALBERT); tokens and vocab then come from it.")
+    _add_bool_flag(p, "do_lower_case", True, "Lower-case (and strip accents) before tokenizing")
+    _add_bool_flag(p, "do_whole_word_mask", False,
+                   "Mask whole words: jieba words for Chinese, ##-WordPieces with their word")
+    p.add_argument("--max_seq_length", type=int, default=128, help="Maximum sequence length.")
+    p.add_argument("--max_predictions_per_seq", type=int, default=20,
+                   help="Maximum number of masked LM predictions per sequence.")
+    p.add_argument("--random_seed", type=int, default=12345, help="Random seed for data generation.")
+    p.add_argument("--dupe_factor", type=int, default=10,
+                   help="Number of passes over the data (each with different masks).")
+    p.add_argument("--masked_lm_prob", type=float, default=0.15, help="Masked LM probability.")
+    p.add_argument("--short_seq_prob", type=float, default=0.1,
+                   help="Probability of a target length shorter than the maximum.")
+    _add_bool_flag(p, "non_chinese", False,
+                   "The corpus is not Chinese: no jieba; whole words are ##-WordPiece groups only")
+    p.add_argument("--ngram", type=int, default=1,
+                   help="Mask spans of up to N whole words, p(n) ~ 1/n (ALBERT paper: 3).")
+    _add_bool_flag(p, "favor_shorter_ngram", True,
+                   "p(n) ~ 1/n; false reverses the weights so that the longest n-grams are likeliest")
+    _add_bool_flag(p, "seed_wwm_labels", False,
+                   "Label word-internal Chinese characters with their ##字 ids, as the seed did "
+                   "(only to match an old run: the model never sees ##字 as input)")
+    p.add_argument("--num_workers", type=int, default=1,
+                   help="Processes; the output does not depend on it.")
+    p.add_argument("--work_unit_mb", type=float, default=1.0,
+                   help="Input is processed in units of about this many MB cut at blank lines; "
+                        "it sets the shuffle scope and bounds memory (changing it changes the output).")
+    p.add_argument("--decode_errors", choices=("fail", "skip"), default="fail",
+                   help="A line that is not UTF-8: fail naming file and line, or skip and count it.")
+    p.add_argument("--log_examples", type=int, default=1,
+                   help="Print this many instances of the first unit to stderr.")
+    return p
+
+
+def parse_flags(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parses and checks the flags (exits with a usage message on a bad value)."""
+    parser = build_arg_parser()
+    args = parser.parse_args(argv)
+    if not args.vocab_file and not args.spm_model_file:
+        parser.error("--vocab_file is required (or --spm_model_file)")
+    checks = [
+        (args.max_seq_length >= 5, "--max_seq_length must be >= 5 ([CLS] A [SEP] B [SEP])"),
+        (args.max_predictions_per_seq >= 1, "--max_predictions_per_seq must be >= 1"),
+        (0.0 < args.masked_lm_prob < 1.0, "--masked_lm_prob must be in (0, 1)"),
+        (0.0 <= args.short_seq_prob <= 1.0, "--short_seq_prob must be in [0, 1]"),
+        (args.dupe_factor >= 1, "--dupe_factor must be >= 1"),
+        (args.ngram >= 1, "--ngram must be >= 1"),
+        (args.num_workers >= 1, "--num_workers must be >= 1"),
+        (args.work_unit_mb > 0, "--work_unit_mb must be > 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            parser.error(message)
+    return args
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+@dataclasses.dataclass(frozen=True)
+class SpecialIds:
+    """Ids the instance builder needs."""
+    cls_id: int
+    sep_id: int
+    mask_id: int
+    random_ids: np.ndarray  # int32 [R]: candidates for the 10% random replacement
+
+
+_NOT_RANDOM_RE = re.compile(r"^(\[.*\]|<.*>)$")
+
+
+def special_ids_from_vocab(vocab: Mapping[str, int], vocab_name: str = "vocab") -> SpecialIds:
+    """Looks up [CLS]/[SEP]/[MASK] and the random-replacement candidates.
+
+    Raises:
+      InputError: a required token is missing.
+    """
+    missing = [t for t in REQUIRED_TOKENS if t not in vocab]
+    if missing:
+        raise InputError(f"{vocab_name} has no {', '.join(missing)} token(s); pre-training needs "
+                         f"{', '.join(REQUIRED_TOKENS)} (a BERT-layout vocab: see data/build_vocab.py)")
+    # Bracketed entries are special; "##字" pieces never occur as inputs once the
+    # labels are the input tokens, so drawing them would feed the model noise it
+    # never sees otherwise.
+    random_ids = sorted(i for t, i in vocab.items()
+                        if not _NOT_RANDOM_RE.match(t)
+                        and not (t.startswith("##") and len(t) == 3 and tokenization.is_chinese_char(t[2])))
+    if not random_ids:
+        random_ids = sorted(vocab.values())
+    return SpecialIds(vocab["[CLS]"], vocab["[SEP]"], vocab["[MASK]"],
+                      np.asarray(random_ids, dtype=np.int32))
+
+
+# --------------------------------------------------------------------------- sentences
+
+@dataclasses.dataclass
+class Sentence:
+    """A tokenized line (length n).
+
+    ids:         n token ids.
+    word_starts: n booleans, True where a whole word begins.
+    label_ids:   the masked-LM label of each token: `ids` itself (the same list),
+                 except with --seed_wwm_labels (then `##字` ids inside Chinese words).
+    """
+    ids: list[int]
+    word_starts: list[bool]
+    label_ids: list[int]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Document:
+    """The sentences of one document, concatenated, so that A and B are list slices.
+
+    ids:         N token ids.
+    label_ids:   N label ids, or None when they are the ids.
+    word_starts: ascending positions in 0..N-1 where a whole word begins.
+    bounds:      sentence i is ids[bounds[i]:bounds[i + 1]]; len(bounds) = sentences + 1.
+    """
+
+    def __init__(self, sentences: Sequence[Sentence]):
+        self.ids: list[int] = []
+        self.word_starts: list[int] = []
+        self.bounds = [0]
+        has_labels = any(s.label_ids is not s.ids for s in sentences)
+        self.label_ids: list[int] | None = [] if has_labels else None
+        for s in sentences:
+            base = len(self.ids)
+            self.ids += s.ids
+            if self.label_ids is not None:
+                self.label_ids += s.label_ids
+            self.word_starts += [base + i for i, start in enumerate(s.word_starts) if start]
+            self.bounds.append(len(self.ids))
+
+    @property
+    def num_sentences(self) -> int:
+        return len(self.bounds) - 1
+
+
+_HAN_CACHE: dict[str, bool] = {}
+
+
+def _is_han_token(token: str) -> bool:
+    """Whether a token is one CJK character (the BERT tokenizer splits those alone)."""
+    is_han = _HAN_CACHE.get(token)
+    if is_han is None:
+        is_han = _HAN_CACHE[token] = len(token) == 1 and tokenization.is_chinese_char(token)
+    return is_han
+
+
+def chinese_word_starts(tokens: Sequence[str], cut: Callable[[str], list[str]] | None) -> list[bool]:
+    """Marks where whole words start in WordPiece tokens.
+
+    A `##` piece continues the word before it. CJK characters are grouped into words
+    by `cut` (jieba.lcut), run once on a string with one character per token: the CJK
+    character itself, or a space for any other token. jieba never joins across a
+    space and keeps every character, so word lengths map straight back to tokens;
+    and the tokenizer, not jieba, decides what a token is.
+
+    Args:
+      tokens: the sentence's tokens (length n).
+      cut: a word segmenter, or None for no Chinese grouping.
+    Returns:
+      n booleans.
+    """
+    starts = [not t.startswith("##") for t in tokens]
+    if cut is None:
+        return starts
+    han = [_is_han_token(t) for t in tokens]
+    if sum(han) < 2:
+        return starts
+    position = 0
+    for word in cut("".join([t if h else " " for t, h in zip(tokens, han)])):
+        if len(word) > 1:  # a word of several CJK characters: only its first one starts it
+            starts[position + 1:position + len(word)] = [False] * (len(word) - 1)
+        position += len(word)
+    if position != len(tokens):  # cannot happen with jieba; stay safe
+        return [not t.startswith("##") for t in tokens]
+    return starts
+
+
+def spm_word_starts(pieces: Sequence[str]) -> list[bool]:
+    """Word starts for SentencePiece pieces: a "▁" piece starts a word; pieces with CJK
+    characters are words on their own (Chinese has no "▁" between words)."""
+    has_han = [any(tokenization.is_chinese_char(c) for c in p) for p in pieces]
+    return [i == 0 or p.startswith(tokenization.SPIECE_UNDERLINE) or has_han[i] or has_han[i - 1]
+            for i, p in enumerate(pieces)]
+
+
+class SentenceEncoder:
+    """Text line -> Sentence: tokenization and word segmentation, run once per sentence."""
+
+    def __init__(self, tokenizer: Any, use_jieba: bool, seed_wwm_labels: bool):
+        self.tokenizer = tokenizer
+        self.is_spm = getattr(tokenizer, "sp_model", None) is not None
+        self.seed_wwm_labels = seed_wwm_labels and not self.is_spm
+        self._cut = None
+        if use_jieba and not self.is_spm:
+            import logging
+
+            import jieba  # imported here: workers that do not segment skip its start-up
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+            self._cut = jieba.lcut
+        # FullTokenizer.tokenize is BasicTokenizer then WordPiece per word; WordPiece
+        # results are memoized per word (the same words recur all the time).
+        self._basic = getattr(tokenizer, "basic_tokenizer", None)
+        self._wordpiece = getattr(tokenizer, "wordpiece_tokenizer", None)
+        self._pieces: dict[str, list[str]] = {}
+
+    def tokenize(self, text: str) -> list[str]:
+        """Same tokens as tokenizer.tokenize(text)."""
+        if self._basic is None or self._wordpiece is None:
+            return self.tokenizer.tokenize(text)
+        if len(self._pieces) > 1_000_000:  # bound the memo on huge vocabularies of words
+            self._pieces.clear()
+        tokens: list[str] = []
+        for word in self._basic.tokenize(text):
+            pieces = self._pieces.get(word)
+            if pieces is None:
+                pieces = self._pieces[word] = self._wordpiece.tokenize(word)
+            tokens += pieces
+        return tokens
+
+    def encode(self, text: str) -> Sentence | None:
+        """Tokenizes one line; None if it has no tokens."""
+        tokens = self.tokenize(text)
+        if not tokens:
+            return None
+        ids = self.tokenizer.convert_tokens_to_ids(tokens)
+        starts = spm_word_starts(tokens) if self.is_spm else chinese_word_starts(tokens, self._cut)
+        labels = ids
+        if self.seed_wwm_labels:
+            vocab = self.tokenizer.vocab
+            labels = [vocab.get("##" + t, i) if not start and _is_han_token(t) else i
+                      for t, i, start in zip(tokens, ids, starts)]
+        return Sentence(ids, starts, labels)
+
+
+# --------------------------------------------------------------------------- instances (no TF)
+
+@dataclasses.dataclass(frozen=True)
+class InstanceConfig:
+    """How instances are built and masked."""
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    do_whole_word_mask: bool = False
+    ngram: int = 1
+    favor_shorter_ngram: bool = True
+
+    @functools.cached_property
+    def ngram_cdf(self) -> tuple[float, ...]:
+        """Cumulative p(n), n = 1..ngram: p(n) ~ 1/n, or reversed if not favor_shorter_ngram."""
+        weights = [1.0 / n for n in range(1, self.ngram + 1)]
+        if not self.favor_shorter_ngram:
+            weights.reverse()
+        total = sum(weights)
+        return tuple(float(c) for c in np.cumsum(weights) / total)
+
+
+@dataclasses.dataclass
+class TrainingInstance:
+    """One SOP pair, unpadded: n = 3 + len(A) + len(B) <= max_seq_length, k <= max_predictions_per_seq.
+
+    input_ids:           n ids of [CLS] A [SEP] B [SEP], after masking.
+    sep_index:           position of the first [SEP]; segment ids are 0 up to it, then 1.
+    masked_lm_positions: k positions, ascending.
+    masked_lm_ids:       k label ids.
+    sop_label:           1 if A and B were swapped, else 0.
+    original_ids:        n ids before masking.
+    word_starts:         ascending positions where the words masking used begin
+                         ([CLS] and [SEP] are one-token words of their own).
+    mask_counts:         tokens replaced by [MASK], kept, replaced by a random token.
+    """
+    input_ids: list[int]
+    sep_index: int
+    masked_lm_positions: list[int]
+    masked_lm_ids: list[int]
+    sop_label: int
+    original_ids: list[int]
+    word_starts: list[int]
+    mask_counts: tuple[int, int, int]
+
+    @property
+    def segment_ids(self) -> list[int]:
+        return [0] * (self.sep_index + 1) + [1] * (len(self.input_ids) - self.sep_index - 1)
+
+
+def truncate_seq_pair(len_a: int, len_b: int, max_num_tokens: int,
+                      rng: np.random.Generator) -> tuple[slice, slice]:
+    """Which tokens of A and B to keep so that len(A) + len(B) <= max_num_tokens.
+
+    Same distribution as the seed: one token at a time is removed from the longer
+    segment (B on ties), from its front or back with p=0.5. In closed form: the
+    longer one is cut down to the other's length, the rest alternates starting
+    with B, and the front/back split of each side's cuts is Binomial(cuts, 0.5).
+    """
+    excess = len_a + len_b - max_num_tokens
+    if excess <= 0:
+        return slice(0, len_a), slice(0, len_b)
+    cut_a = cut_b = 0
+    if len_a > len_b:
+        cut_a = min(excess, len_a - len_b)
+    else:
+        cut_b = min(excess, len_b - len_a)
+    rest = excess - cut_a - cut_b
+    cut_b += (rest + 1) // 2
+    cut_a += rest // 2
+    front_a = int(rng.binomial(cut_a, 0.5)) if cut_a else 0
+    front_b = int(rng.binomial(cut_b, 0.5)) if cut_b else 0
+    return (slice(front_a, len_a - (cut_a - front_a)),
+            slice(front_b, len_b - (cut_b - front_b)))
+
+
+def create_masked_lm_predictions(ids: list[int], labels: list[int], starts: list[int],
+                                 special_words: Sequence[int], cfg: InstanceConfig,
+                                 special: SpecialIds, rng: np.random.Generator
+                                 ) -> tuple[list[int], list[int], list[int], tuple[int, int, int]]:
+    """Masks whole words (or n-grams of them) of one sequence.
+
+    Args:
+      ids: the n ids of the sequence, [CLS]/[SEP] included.
+      labels: the n label ids.
+      starts: ascending positions where words begin (every position without whole-word
+        masking); word w is ids[starts[w]:starts[w + 1]].
+      special_words: indices into `starts` of [CLS] and the [SEP]s (never masked).
+    Returns:
+      output ids (n), positions (k, ascending), their labels (k), and the number of
+      tokens given [MASK], kept, given a random token.
+    """
+    n, num_words = len(ids), len(starts)
+    # As the seed: the budget counts [CLS]/[SEP] too (Python's round, like the seed).
+    budget = min(cfg.max_predictions_per_seq, max(1, int(round(n * cfg.masked_lm_prob))))
+    ends = starts[1:] + [n]
+    covered = [False] * num_words  # specials count as covered: never masked, they end n-grams
+    for w in special_words:
+        covered[w] = True
+    order = rng.permutation(num_words).tolist()
+    draws = rng.random(2 * num_words).tolist()  # [w]: n-gram length, [num_words + i]: 80/10/10
+    cdf = cfg.ngram_cdf
+    chosen: list[int] = []
+    for w in order:
+        if budget <= 0:
+            break
+        if covered[w] or ends[w] - starts[w] > budget:
+            continue
+        n_words = bisect.bisect_right(cdf, draws[w]) + 1
+        # An n-gram is n consecutive uncovered words that fit the budget; it shrinks
+        # rather than being dropped when the next word does not.
+        k = w
+        while True:
+            covered[k] = True
+            chosen.append(k)
+            budget -= ends[k] - starts[k]
+            k += 1
+            if k - w >= n_words or k >= num_words or covered[k] or ends[k] - starts[k] > budget:
+                break
+
+    output = list(ids)
+    counts = [0, 0, 0]
+    randomized: list[int] = []
+    positions: list[int] = []
+    # One draw per WORD: all its tokens share the 80/10/10 decision.
+    for i, w in enumerate(chosen):
+        span = range(starts[w], ends[w])
+        positions += span
+        u = draws[num_words + i]
+        if u < 0.8:
+            for p in span:
+                output[p] = special.mask_id
+            counts[0] += len(span)
+        elif u < 0.9:
+            counts[1] += len(span)
+        else:
+            randomized += span
+            counts[2] += len(span)
+    if randomized:
+        picks = special.random_ids[rng.integers(0, len(special.random_ids), len(randomized))].tolist()
+        for p, token_id in zip(randomized, picks):
+            output[p] = token_id
+    positions.sort()
+    return output, positions, [labels[p] for p in positions], (counts[0], counts[1], counts[2])
+
+
+def _word_starts_in(document: Document, start: int, end: int, offset: int) -> list[int]:
+    """Word starts of document tokens [start, end) moved to begin at `offset`; `start`
+    always starts a word (a word that lost its head to truncation is a word of its own)."""
+    lo = bisect.bisect_right(document.word_starts, start)
+    hi = bisect.bisect_left(document.word_starts, end)
+    shift = offset - start
+    return [offset] + [p + shift for p in document.word_starts[lo:hi]]
+
+
+def _make_instance(document: Document, first: tuple[int, int], second: tuple[int, int],
+                   cfg: InstanceConfig, special: SpecialIds, rng: np.random.Generator) -> TrainingInstance:
+    """[CLS] A [SEP] B [SEP] from two consecutive token ranges of a document, swapped with p=0.5."""
+    sop_label = int(rng.random() < 0.5)
+    (a0, a1), (b0, b1) = (second, first) if sop_label else (first, second)
+    keep_a, keep_b = truncate_seq_pair(a1 - a0, b1 - b0, cfg.max_seq_length - 3, rng)
+    a0, a1 = a0 + keep_a.start, a0 + keep_a.stop
+    b0, b1 = b0 + keep_b.start, b0 + keep_b.stop
+    cls, sep = [special.cls_id], [special.sep_id]
+    ids = cls + document.ids[a0:a1] + sep + document.ids[b0:b1] + sep
+    labels = ids
+    if document.label_ids is not None:
+        labels = cls + document.label_ids[a0:a1] + sep + document.label_ids[b0:b1] + sep
+    n, sep_a = len(ids), a1 - a0 + 1
+    if cfg.do_whole_word_mask:
+        words_a = _word_starts_in(document, a0, a1, 1)
+        starts = [0] + words_a + [sep_a] + _word_starts_in(document, b0, b1, sep_a + 1) + [n - 1]
+        special_words = (0, len(words_a) + 1, len(starts) - 1)
+    else:
+        starts, special_words = list(range(n)), (0, sep_a, n - 1)
+    output, positions, label_ids, counts = create_masked_lm_predictions(
+        ids, labels, starts, special_words, cfg, special, rng)
+    return TrainingInstance(output, sep_a, positions, label_ids, sop_label, ids, starts, counts)
+
+
+def create_instances_from_document(document: Document, cfg: InstanceConfig, special: SpecialIds,
+                                   rng: np.random.Generator) -> list[TrainingInstance]:
+    """SOP instances of one document (see the module docstring for the chunking rules)."""
+    max_num_tokens = cfg.max_seq_length - 3
+    # One target length per document, as in the seed and BERT.
+    target = max_num_tokens
+    if rng.random() < cfg.short_seq_prob:
+        target = int(rng.integers(2, max_num_tokens + 1))
+    bounds = document.bounds
+    if document.num_sentences == 1:
+        if bounds[1] < 2:
+            return []
+        # Cut at a word start if there is one, so that no word is split between A and B.
+        cuts = [p for p in document.word_starts if p > 0]
+        cut = cuts[int(rng.integers(len(cuts)))] if cuts else int(rng.integers(1, bounds[1]))
+        return [_make_instance(document, (0, cut), (cut, bounds[1]), cfg, special, rng)]
+    instances = []
+    chunk_start, last = 0, document.num_sentences - 1
+    for i in range(document.num_sentences):
+        size = i - chunk_start + 1
+        if not ((size >= 2 and bounds[i + 1] - bounds[chunk_start] >= target) or i == last):
+            continue
+        if size == 1:  # a lone leftover sentence is paired with the one before it
+            chunk_start, size = i - 1, 2
+        a_end = chunk_start + (int(rng.integers(1, size)) if size > 2 else 1)
+        instances.append(_make_instance(document, (bounds[chunk_start], bounds[a_end]),
+                                        (bounds[a_end], bounds[i + 1]), cfg, special, rng))
+        chunk_start = i + 1
+    return instances
+
+
+def check_sop_semantics(num_documents: int = 400, seed: int = 12345,
+                        max_seq_length: int = 64) -> dict[str, float]:
+    """Asserts the SOP layout and label meaning on synthetic documents; returns statistics.
+
+    Token ids increase through every document (and documents use disjoint ids), so
+    the order of two segments can be read from their ids. For every instance it
+    asserts: the layout is [CLS] A [SEP] B [SEP] with segment ids 0...0 1...1; A and B
+    are non-empty, contiguous pieces of ONE document; label 0 means A comes before B
+    in the document and label 1 means B comes before A. Across instances, label 1 has
+    p = 0.5 within 4 standard errors. Needs no vocab, TensorFlow or jieba.
+
+    Raises:
+      AssertionError: a property does not hold.
+    """
+    rng = np.random.default_rng(seed)
+    special = SpecialIds(cls_id=1, sep_id=2, mask_id=3, random_ids=np.arange(10, 20, dtype=np.int32))
+    cfg = InstanceConfig(max_seq_length=max_seq_length, max_predictions_per_seq=max_seq_length // 4,
+                         do_whole_word_mask=True, ngram=3)
+    next_id, doc_ranges, instances = 1000, [], []
+    for _ in range(num_documents):
+        document, first_id = [], next_id
+        for _ in range(int(rng.integers(1, 12))):
+            n = int(rng.integers(1, 30))
+            ids = list(range(next_id, next_id + n))
+            document.append(Sentence(ids, (rng.random(n) < 0.6).tolist(), ids))
+            next_id += n
+        doc_ranges.append((first_id, next_id))
+        instances.extend(create_instances_from_document(Document(document), cfg, special, rng))
+    for inst in instances:
+        ids, seg = np.asarray(inst.original_ids), np.asarray(inst.segment_ids)
+        seps = np.flatnonzero(ids == special.sep_id)
+        assert ids[0] == special.cls_id and len(seps) == 2 and seps[1] == len(ids) - 1, ids
+        assert len(ids) <= max_seq_length
+        assert (seg[:seps[0] + 1] == 0).all() and (seg[seps[0] + 1:] == 1).all(), seg
+        a, b = ids[1:seps[0]], ids[seps[0] + 1:-1]
+        assert len(a) and len(b), "empty segment"
+        for part in (a, b):
+            assert (np.diff(part) == 1).all(), f"segment is not a contiguous piece of a document: {part}"
+        same_doc = [lo <= min(a[0], b[0]) and max(a[-1], b[-1]) < hi for lo, hi in doc_ranges]
+        assert any(same_doc), "A and B come from different documents"
+        if inst.sop_label == 0:
+            assert a[-1] < b[0], f"label 0 but B precedes A: {a} / {b}"
+        else:
+            assert b[-1] < a[0], f"label 1 but A precedes B: {a} / {b}"
+    total = len(instances)
+    swapped = sum(inst.sop_label for inst in instances) / total
+    assert abs(swapped - 0.5) <= 4 * (0.25 / total) ** 0.5, f"label 1 fraction {swapped:.3f} of {total}"
+    return {"instances": float(total), "swapped_fraction": swapped}
+
+
+# --------------------------------------------------------------------------- tf.train.Example bytes (no TF)
+# Workers serialize without TensorFlow (no TF import per process, and ~10x faster than
+# building tf.train.Example protos): an Example is a map<string, Feature> whose entries are
+# key (field 1) + Feature (field 2); a Feature holds a packed Int64List (field 3) or
+# FloatList (field 2). Tests check the bytes against tf.train.Example.
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _entry_header(name: str, payload_len: int, is_float: bool) -> bytes:
+    """The bytes of one map entry up to its packed values: entry(key, Feature(list(payload)))."""
+    key = b"\x0a" + _varint(len(name)) + name.encode()
+    packed_len = 1 + len(_varint(payload_len)) + payload_len
+    feature_len = 1 + len(_varint(packed_len)) + packed_len
+    inner_len = len(key) + 1 + len(_varint(feature_len)) + feature_len
+    list_tag = b"\x12" if is_float else b"\x1a"  # Feature.float_list / Feature.int64_list
+    return b"".join((b"\x0a", _varint(inner_len), key, b"\x12", _varint(feature_len), list_tag,
+                     _varint(packed_len), b"\x0a", _varint(payload_len)))
+
+
+def serialize_example(features: Sequence[tuple[str, np.ndarray, bool]]) -> bytes:
+    """Serializes (name, values, is_float) triples as a `tf.train.Example` (ints must be >= 0)."""
+    parts = []
+    for name, values, is_float in features:
+        if is_float:
+            payload = np.asarray(values, dtype="<f4").tobytes()
+        else:
+            payload = b"".join(_varint(v) for v in np.asarray(values, dtype=np.int64).tolist())
+        parts += [_entry_header(name, len(payload), is_float), payload]
+    body = b"".join(parts)
+    return b"\x0a" + _varint(len(body)) + body
+
+
+class ExampleEncoder:
+    """An instance -> `tf.train.Example` bytes with the seed's features, zero-padded.
+
+    Same bytes as `serialize_example`, faster: the shapes are fixed, so headers and the
+    mask, weight and padding bytes are cached, and varints come from a table.
+    """
+
+    def __init__(self, max_seq_length: int, max_predictions_per_seq: int, vocab_size: int):
+        self.max_seq_length = max_seq_length
+        self.max_predictions_per_seq = max_predictions_per_seq
+        self._varints = [_varint(i) for i in range(max(vocab_size, max_seq_length) + 1)]
+        longest = max(max_seq_length, max_predictions_per_seq) + 1
+        self._zeros = [bytes(i) for i in range(longest)]
+        self._ones = [b"\x01" * i for i in range(longest)]
+        self._headers: dict[tuple[str, int], bytes] = {}
+        self._mask_entries = [self._entry("input_mask", self._ones[n] + self._zeros[max_seq_length - n])
+                              for n in range(max_seq_length + 1)]
+        self._weight_entries = [
+            self._entry("masked_lm_weights", np.asarray([1.0] * k + [0.0] * (max_predictions_per_seq - k),
+                                                        dtype="<f4").tobytes())
+            for k in range(max_predictions_per_seq + 1)]
+        self._label_entries = [self._entry("next_sentence_labels", bytes([label])) for label in (0, 1)]
+
+    def _entry(self, name: str, payload: bytes) -> bytes:
+        key = (name, len(payload))
+        header = self._headers.get(key)
+        if header is None:
+            header = self._headers[key] = _entry_header(name, len(payload), name == "masked_lm_weights")
+        return header + payload
+
+    def _ints(self, values: Sequence[int], padding: bytes) -> bytes:
+        table = self._varints
+        return b"".join([table[v] for v in values]) + padding
+
+    def encode(self, instance: TrainingInstance) -> bytes:
+        n, k, sep = len(instance.input_ids), len(instance.masked_lm_positions), instance.sep_index
+        seq_pad = self._zeros[self.max_seq_length - n]
+        pred_pad = self._zeros[self.max_predictions_per_seq - k]
+        body = b"".join((
+            self._entry("input_ids", self._ints(instance.input_ids, seq_pad)),
+            self._mask_entries[n],
+            self._entry("segment_ids", self._zeros[sep + 1] + self._ones[n - sep - 1] + seq_pad),
+            self._entry("masked_lm_positions", self._ints(instance.masked_lm_positions, pred_pad)),
+            self._entry("masked_lm_ids", self._ints(instance.masked_lm_ids, pred_pad)),
+            self._weight_entries[k],
+            self._label_entries[instance.sop_label],
+        ))
+        return b"\x0a" + _varint(len(body)) + body
+
+
+# --------------------------------------------------------------------------- TFRecord frames (no TF)
+# A TFRecord file is a sequence of frames: uint64 length, masked CRC-32C of those 8 bytes,
+# the record, masked CRC-32C of the record (all little-endian). Writing them here keeps
+# TensorFlow out of this script altogether (its import alone takes seconds and ~0.5 GB).
+# CRCs are computed for a whole batch of records at once: one table step per byte
+# position, vectorized across the records. Tests compare the bytes with tf.io.TFRecordWriter.
+
+def _crc32c_table() -> np.ndarray:
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):  # reflected Castagnoli polynomial
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0x82F63B78), table >> 1).astype(np.uint32)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def masked_crc32c(chunks: Sequence[bytes]) -> list[int]:
+    """TFRecord's masked CRC-32C of every chunk."""
+    if not chunks:
+        return []
+    order = sorted(range(len(chunks)), key=lambda i: -len(chunks[i]))
+    lengths = np.asarray([len(chunks[i]) for i in order])
+    width = int(lengths[0])
+    data = np.zeros((width, len(chunks)), dtype=np.uint8)  # byte k of every chunk is a row
+    for column, i in enumerate(order):
+        data[:lengths[column], column] = np.frombuffer(chunks[i], dtype=np.uint8)
+    crc = np.full(len(chunks), 0xFFFFFFFF, dtype=np.uint32)
+    # Chunks are sorted longest first, so those still running at byte k are a prefix.
+    active = len(chunks) - np.searchsorted(lengths[::-1], np.arange(width), side="right")
+    for k in range(width):
+        c = crc[:active[k]]
+        c ^= data[k, :active[k]]
+        index = c & 0xFF
+        c >>= 8
+        c ^= _CRC32C_TABLE[index]
+    crc ^= np.uint32(0xFFFFFFFF)
+    masked = ((crc >> 15) | (crc << 17)) + np.uint32(0xA282EAD8)
+    result = [0] * len(chunks)
+    for column, i in enumerate(order):
+        result[i] = int(masked[column])
+    return result
+
+
+def tfrecord_frames(records: Sequence[bytes]) -> bytes:
+    """The records as TFRecord frames, in order."""
+    headers = [struct.pack("<Q", len(r)) for r in records]
+    parts = []
+    for header, header_crc, record, record_crc in zip(headers, masked_crc32c(headers), records,
+                                                      masked_crc32c(records)):
+        parts += [header, struct.pack("<I", header_crc), record, struct.pack("<I", record_crc)]
+    return b"".join(parts)
+
+
+def iter_frames(data: bytes) -> Iterator[bytes]:
+    """Splits bytes of whole TFRecord frames into frames (CRCs are not checked)."""
+    pos = 0
+    while pos < len(data):
+        (length,) = struct.unpack_from("<Q", data, pos)
+        yield data[pos:pos + length + 16]
+        pos += length + 16
+
+
+# --------------------------------------------------------------------------- corpus: work units
+
+@dataclasses.dataclass(frozen=True)
+class WorkUnit:
+    """Bytes [start, end) of one input file; begins at a blank line unless split_document."""
+    file_index: int
+    unit_index: int
+    path: str
+    start: int
+    end: int
+    split_document: bool = False
+
+
+def _next_boundary(f: Any, target: int, limit: int, size: int) -> tuple[int, bool]:
+    """The first blank line at or after `target`, or (if none within `limit` bytes) the first
+    line start at or after `target` (a document is then split). Returns (offset, split)."""
+    f.seek(target - 1)
+    f.readline()  # the rest of the line holding byte target-1: we are now at a line start
+    first_line = pos = f.tell()
+    while pos < size:
+        raw = f.readline()
+        if not raw.strip():
+            return pos, False
+        if pos - target > limit:
+            return first_line, True
+        pos += len(raw)
+    return size, False
+
+
+def plan_work_units(paths: Sequence[str], unit_bytes: int) -> list[WorkUnit]:
+    """Cuts every file into units of about `unit_bytes`, at blank lines where possible.
+
+    The cuts depend only on the files and `unit_bytes` (never on --num_workers).
+    A document longer than about `unit_bytes` is cut at a line so memory stays bounded.
+    """
+    units = []
+    for file_index, path in enumerate(paths):
+        size = os.path.getsize(path)
+        bounds, splits = [0], [False]
+        with open(path, "rb") as f:
+            k = 1
+            while k * unit_bytes < size:
+                offset, split = _next_boundary(f, k * unit_bytes, unit_bytes, size)
+                if offset >= size:
+                    break
+                if offset > bounds[-1]:
+                    bounds.append(offset)
+                    splits.append(split)
+                k = max(k + 1, offset // unit_bytes + 1)
+        bounds.append(size)
+        for i, (start, end) in enumerate(zip(bounds, bounds[1:])):
+            if end > start:
+                units.append(WorkUnit(file_index, i, path, start, end, splits[i]))
+    return units
+
+
+def _line_number(path: str, offset: int) -> int:
+    """1-based number of the line that starts at byte `offset` (only used for error messages)."""
+    count = 0
+    with open(path, "rb") as f:
+        while offset > 0:
+            block = f.read(min(offset, 1 << 20))
+            if not block:
+                break
+            count += block.count(b"\n")
+            offset -= len(block)
+    return count + 1
+
+
+@dataclasses.dataclass
+class Stats:
+    """Counts summed over units (documents once; instances over all passes)."""
+    documents: int = 0
+    sentences: int = 0
+    instances: int = 0
+    tokens: int = 0
+    masked: int = 0
+    masked_mask: int = 0
+    masked_keep: int = 0
+    masked_random: int = 0
+    swapped: int = 0
+    single_sentence_documents: int = 0
+    one_token_documents: int = 0
+    documents_split_at_unit: int = 0
+    skipped_lines: int = 0
+    input_bytes: int = 0
+
+    def add(self, other: "Stats") -> None:
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+def read_documents(unit: WorkUnit, encoder: SentenceEncoder, decode_errors: str,
+                   stats: Stats) -> list[Document]:
+    """Reads and tokenizes the documents of one unit.
+
+    Raises:
+      InputError: a line is not UTF-8 and decode_errors == "fail".
+    """
+    documents: list[Document] = []
+    current: list[Sentence] = []
+    with open(unit.path, "rb") as f:
+        f.seek(unit.start)
+        pos = unit.start
+        while pos < unit.end:
+            raw = f.readline()
+            if not raw:
+                break
+            line_start, pos = pos, pos + len(raw)
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as e:
+                if decode_errors == "fail":
+                    raise InputError(
+                        f"{unit.path}:{_line_number(unit.path, line_start)}: line is not UTF-8 "
+                        f"({e.reason} at byte {e.start} of the line); fix the file or pass "
+                        f"--decode_errors=skip") from None
+                stats.skipped_lines += 1
+                continue
+            if not line:  # a blank line ends a document
+                if current:
+                    documents.append(Document(current))
+                    stats.sentences += len(current)
+                    current = []
+                continue
+            sentence = encoder.encode(line)
+            if sentence is not None:
+                current.append(sentence)
+    if current:
+        documents.append(Document(current))
+        stats.sentences += len(current)
+    stats.documents += len(documents)
+    stats.documents_split_at_unit += int(unit.split_document)
+    stats.input_bytes += unit.end - unit.start
+    return documents
+
+
+# --------------------------------------------------------------------------- worker
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a worker needs (picklable)."""
+    vocab_file: str | None
+    spm_model_file: str | None
+    do_lower_case: bool
+    use_jieba: bool
+    seed_wwm_labels: bool
+    instance: InstanceConfig
+    dupe_factor: int
+    random_seed: int
+    decode_errors: str
+    tmp_dir: str
+    log_examples: int
+
+
+@dataclasses.dataclass
+class UnitResult:
+    """A unit's temporary TFRecord file: pass p is bytes [offsets[p], offsets[p + 1]), pass_counts[p] records."""
+    unit: WorkUnit
+    path: str
+    offsets: list[int]
+    pass_counts: list[int]
+    stats: Stats
+    examples: list[str]
+
+
+def _seed(*parts: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([p & 0xFFFFFFFFFFFFFFFF for p in parts])
+
+
+def make_tokenizer(vocab_file: str | None, do_lower_case: bool, spm_model_file: str | None) -> Any:
+    """FullTokenizer, with bad vocab files reported as InputError."""
+    try:
+        return tokenization.FullTokenizer(vocab_file, do_lower_case=do_lower_case,
+                                          spm_model_file=spm_model_file)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot load the vocabulary: {e}") from None
+
+
+_WORKER_STATE: dict[RunConfig, tuple[SentenceEncoder, SpecialIds]] = {}
+
+
+def _worker_state(config: RunConfig) -> tuple[SentenceEncoder, SpecialIds]:
+    """The encoder of this process (tokenizer and jieba are loaded once per process)."""
+    if config not in _WORKER_STATE:
+        _WORKER_STATE.clear()
+        tokenizer = make_tokenizer(config.vocab_file, config.do_lower_case, config.spm_model_file)
+        encoder = SentenceEncoder(tokenizer, config.use_jieba, config.seed_wwm_labels)
+        _WORKER_STATE[config] = (encoder, special_ids_from_vocab(tokenizer.vocab))
+    return _WORKER_STATE[config]
+
+
+def format_instance(instance: TrainingInstance, tokenizer: Any) -> str:
+    """A readable dump of an instance, like the seed's log lines."""
+    def tokens(ids: Sequence[int]) -> str:
+        return " ".join(tokenization.printable_text(t) for t in tokenizer.convert_ids_to_tokens(ids))
+    return (f"tokens: {tokens(instance.input_ids)}\n"
+            f"segment_ids: {' '.join(map(str, instance.segment_ids))}\n"
+            f"sop_label (1 = swapped): {instance.sop_label}\n"
+            f"masked_lm_positions: {' '.join(map(str, instance.masked_lm_positions))}\n"
+            f"masked_lm_labels: {tokens(instance.masked_lm_ids)}")
+
+
+def process_unit(unit: WorkUnit, config: RunConfig) -> UnitResult:
+    """Reads one unit once, then writes its dupe_factor passes to a temporary file."""
+    encoder, special = _worker_state(config)
+    stats = Stats()
+    documents = read_documents(unit, encoder, config.decode_errors, stats)
+    cfg = config.instance
+    example_encoder = ExampleEncoder(cfg.max_seq_length, cfg.max_predictions_per_seq,
+                                     len(encoder.tokenizer.inv_vocab))
+    path = os.path.join(config.tmp_dir, f"f{unit.file_index:05d}-u{unit.unit_index:06d}.rec")
+    offsets, pass_counts, examples = [0], [], []
+    with open(path, "wb") as out:
+        for pass_index in range(config.dupe_factor):
+            rng = np.random.default_rng(_seed(config.random_seed, 0, unit.file_index,
+                                              unit.unit_index, pass_index))
+            records = []
+            for doc_index in rng.permutation(len(documents)).tolist():
+                document = documents[doc_index]
+                if pass_index == 0 and document.num_sentences == 1:
+                    stats.single_sentence_documents += 1
+                    stats.one_token_documents += document.bounds[1] < 2
+                for inst in create_instances_from_document(document, cfg, special, rng):
+                    records.append(example_encoder.encode(inst))
+                    stats.tokens += len(inst.input_ids)
+                    stats.masked += len(inst.masked_lm_positions)
+                    stats.masked_mask += inst.mask_counts[0]
+                    stats.masked_keep += inst.mask_counts[1]
+                    stats.masked_random += inst.mask_counts[2]
+                    stats.swapped += inst.sop_label
+                    if len(examples) < config.log_examples and unit.unit_index == 0 and pass_index == 0:
+                        examples.append(format_instance(inst, encoder.tokenizer))
+            stats.instances += len(records)
+            pass_counts.append(len(records))
+            out.write(tfrecord_frames([records[i] for i in rng.permutation(len(records)).tolist()]))
+            offsets.append(out.tell())
+    return UnitResult(unit, path, offsets, pass_counts, stats, examples)
+
+
+def _process_unit_star(args: tuple[WorkUnit, RunConfig]) -> UnitResult:
+    return process_unit(*args)
+
+
+# --------------------------------------------------------------------------- progress and output
+
+class Progress:
+    """Rate and ETA lines on stderr, at most one every `interval` seconds."""
+
+    def __init__(self, total: float, unit_name: str, interval: float = 2.0):
+        self.total, self.unit_name, self.interval = total, unit_name, interval
+        self.start = self.last = time.monotonic()
+        self.shown: tuple[float, str] | None = None
+
+    def update(self, done: float, instances: int, label: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if (not force and now - self.last < self.interval) or (done, label) == self.shown:
+            return
+        self.last, self.shown = now, (done, label)
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta != float("inf") else "?"
+        pct = 100.0 * done / self.total if self.total else 100.0
+        print(f"[{_PROG}] {label}: {pct:5.1f}% ({done:,.1f}/{self.total:,.1f} {self.unit_name}), "
+              f"{instances:,} instances, {instances / elapsed:,.0f} instances/s, ETA {eta_text}",
+              file=sys.stderr, flush=True)
+
+
+def write_tfrecords(results: Sequence[UnitResult], output_files: Sequence[str], dupe_factor: int,
+                    random_seed: int) -> None:
+    """Writes the passes in order (units block-shuffled per pass), round-robin over the
+    output files, to temporary names that are renamed only when everything is written.
+    The units' temporary files already hold finished frames: this only copies them."""
+    total = sum(r.stats.instances for r in results)
+    progress = Progress(float(total), "instances")
+    temp_names = [f"{name}.tmp-{os.getpid()}" for name in output_files]
+    writers = [open(name, "wb") for name in temp_names]
+    try:
+        written = 0
+        for pass_index in range(dupe_factor):
+            order = np.random.default_rng(_seed(random_seed, 1, pass_index)).permutation(len(results))
+            for i in order.tolist():
+                r = results[i]
+                with open(r.path, "rb") as f:
+                    f.seek(r.offsets[pass_index])
+                    data = f.read(r.offsets[pass_index + 1] - r.offsets[pass_index])
+                if len(writers) == 1:
+                    writers[0].write(data)
+                    written += r.pass_counts[pass_index]
+                else:
+                    for frame in iter_frames(data):
+                        writers[written % len(writers)].write(frame)
+                        written += 1
+                progress.update(float(written), written, "writing")
+        for writer in writers:
+            writer.close()
+        for temp, final in zip(temp_names, output_files):
+            os.replace(temp, final)
+    finally:
+        for writer in writers:
+            writer.close()
+        for temp in temp_names:
+            if os.path.exists(temp):
+                os.remove(temp)
+
+
+def expand_input_files(patterns: str) -> list[str]:
+    """Comma-separated paths/globs -> files (each glob sorted, so the order is reproducible)."""
+    files: list[str] = []
+    for pattern in (p.strip() for p in patterns.split(",")):
+        if not pattern:
+            continue
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise InputError(f"--input_file: no file matches {pattern!r}")
+        files.extend(m for m in matches if os.path.isfile(m))
+    if not files:
+        raise InputError("--input_file names no files")
+    return files
+
+
+def summary_lines(stats: Stats, seconds: float, num_units: int, num_workers: int,
+                  output_files: Sequence[str]) -> list[str]:
+    """Human-readable end-of-run summary."""
+    tokens, masked = max(stats.tokens, 1), max(stats.masked, 1)
+    lines = [
+        f"input: {stats.input_bytes / 1e6:,.2f} MB in {num_units} work unit(s), {num_workers} worker(s)",
+        f"documents: {stats.documents:,}  sentences: {stats.sentences:,}  "
+        f"skipped non-UTF-8 lines: {stats.skipped_lines:,}",
+        f"instances: {stats.instances:,}  tokens: {stats.tokens:,} "
+        f"({stats.tokens / max(stats.instances, 1):.1f} per instance)",
+        f"masked: {stats.masked:,} tokens = {stats.masked / tokens:.2%} of tokens; "
+        f"[MASK] {stats.masked_mask / masked:.1%}, kept {stats.masked_keep / masked:.1%}, "
+        f"random {stats.masked_random / masked:.1%}",
+        f"SOP: {stats.swapped / max(stats.instances, 1):.2%} swapped (label 1)",
+        f"single-sentence documents (cut in two): {stats.single_sentence_documents:,}; "
+        f"one-token documents (no instance): {stats.one_token_documents:,}; "
+        f"documents cut at a work-unit boundary: {stats.documents_split_at_unit:,}",
+        f"seconds: {seconds:,.1f} ({stats.instances / max(seconds, 1e-9):,.0f} instances/s)",
+        f"output: {', '.join(output_files)}",
+    ]
+    return lines
+
+
+def run(args: argparse.Namespace) -> Stats:
+    """Creates the output files; returns the statistics.
+
+    Raises:
+      InputError: bad input files, vocabulary or corpus.
+    """
+    started = time.monotonic()
+    input_files = expand_input_files(args.input_file)
+    output_files = [o.strip() for o in args.output_file.split(",") if o.strip()]
+    if not output_files or len(set(output_files)) != len(output_files):
+        raise InputError("--output_file must name distinct files")
+    # Check the vocabulary here, before any worker starts.
+    tokenizer = make_tokenizer(args.vocab_file, args.do_lower_case, args.spm_model_file)
+    special_ids_from_vocab(tokenizer.vocab, args.spm_model_file or args.vocab_file)
+    units = plan_work_units(input_files, max(1, int(args.work_unit_mb * (1 << 20))))
+    if not units:
+        raise InputError(f"the input is empty: {', '.join(input_files)}")
+    for name in output_files:
+        Path(name).resolve().parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix=".create_pretraining_data-",
+                               dir=str(Path(output_files[0]).resolve().parent))
+    cfg = InstanceConfig(args.max_seq_length, args.max_predictions_per_seq, args.masked_lm_prob,
+                         args.short_seq_prob, args.do_whole_word_mask, args.ngram,
+                         args.favor_shorter_ngram)
+    config = RunConfig(
+        vocab_file=args.vocab_file, spm_model_file=args.spm_model_file, do_lower_case=args.do_lower_case,
+        use_jieba=(args.do_whole_word_mask or args.seed_wwm_labels) and not args.non_chinese,
+        seed_wwm_labels=args.seed_wwm_labels and not args.non_chinese, instance=cfg,
+        dupe_factor=args.dupe_factor, random_seed=args.random_seed, decode_errors=args.decode_errors,
+        tmp_dir=tmp_dir, log_examples=args.log_examples)
+    print(f"[{_PROG}] {len(input_files)} input file(s), {len(units)} work unit(s), "
+          f"{args.num_workers} worker(s) -> {', '.join(output_files)}", file=sys.stderr, flush=True)
+    total_mb = sum(u.end - u.start for u in units) / 1e6
+    progress = Progress(total_mb, "MB")
+    stats = Stats()
+    results: dict[tuple[int, int], UnitResult] = {}
+    try:
+        jobs = [(unit, config) for unit in units]
+        workers = min(args.num_workers, len(units))
+        if workers > 1:
+            # "spawn", not fork: the caller (a test, a notebook) may run TensorFlow threads,
+            # and forking a process with threads can deadlock.
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                for result in pool.imap_unordered(_process_unit_star, jobs):
+                    _collect(result, results, stats, progress)
+        else:
+            for job in jobs:
+                _collect(_process_unit_star(job), results, stats, progress)
+        progress.update(total_mb, stats.instances, "reading and masking", force=True)
+        if stats.documents == 0:
+            raise InputError(f"no sentences in {', '.join(input_files)} "
+                             f"(expected one sentence a line, blank lines between documents)")
+        if stats.instances == 0:
+            raise InputError("the corpus gave no instances (every document has a single token)")
+        first = results.get((0, 0))
+        for text in first.examples if first else []:
+            print(f"[{_PROG}] *** Example ***\n{text}", file=sys.stderr)
+        ordered = [results[key] for key in sorted(results)]
+        write_tfrecords(ordered, output_files, args.dupe_factor, args.random_seed)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    for line in summary_lines(stats, time.monotonic() - started, len(units), args.num_workers, output_files):
+        print(f"[{_PROG}] {line}", file=sys.stderr)
+    return stats
+
+
+def _collect(result: UnitResult, results: dict[tuple[int, int], UnitResult], stats: Stats,
+             progress: Progress) -> None:
+    results[(result.unit.file_index, result.unit.unit_index)] = result
+    stats.add(result.stats)
+    progress.update(stats.input_bytes / 1e6, stats.instances, "reading and masking")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status."""
+    args = parse_flags(argv)
+    try:
+        run(args)
+    except InputError as e:
+        print(f"{_PROG}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

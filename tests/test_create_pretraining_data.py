@@ -1,0 +1,482 @@
+# coding=utf-8
+"""Tests for create_pretraining_data.py and the demo-data helpers in data/."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import create_pretraining_data as cpd
+import tokenization
+from data import build_vocab, prepare_demo_corpus
+
+# A fixed corpus of our own: 5 documents, one sentence a line.
+CORPUS_DOCUMENTS = [
+    ["中华人民共和国成立以来，社会经济取得了巨大的发展。",
+     "农村改革率先突破，家庭联产承包责任制极大地调动了农民的积极性。",
+     "随后，城市经济体制改革全面展开，国有企业逐步走向市场。",
+     "对外开放不断扩大，经济特区成为改革开放的窗口。",
+     "进入新世纪以后，科学技术日新月异，互联网深刻改变了人们的生活方式。"],
+    ["今天北京天气晴朗，最高气温二十五度。",
+     "气象台预报明天有小雨，请市民出门携带雨具。",
+     "周末气温回升，适合户外运动和旅游。"],
+    ["图书馆新到了一批计算机科学方面的教材。",
+     "同学们可以在网上预约借阅，也可以到服务台办理手续。",
+     "开放时间为每天上午八点到晚上十点。",
+     "欢迎大家积极参加读书分享会。"],
+    ["他在大学里学习自然语言处理，研究中文分词和机器翻译。",
+     "导师建议他多读论文，多做实验，多和同学讨论。",
+     "毕业以后，他加入了一家人工智能公司。",
+     "Today he works on BERT and ALBERT models for Chinese text classification.",
+     "他说，预训练语言模型让很多任务的效果都有了明显的提升。"],
+    ["这是只有一句话的文档。"],
+]
+
+
+def write_corpus(path: Path, documents=CORPUS_DOCUMENTS) -> Path:
+    path.write_text("\n\n".join("\n".join(doc) for doc in documents) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cpd")
+
+
+@pytest.fixture(scope="module")
+def corpus_file(workdir) -> Path:
+    return write_corpus(workdir / "corpus.txt")
+
+
+@pytest.fixture(scope="module")
+def vocab_file(workdir) -> Path:
+    lines = [s for doc in CORPUS_DOCUMENTS for s in doc]
+    # With ##字 pieces, so that --seed_wwm_labels has something to reproduce.
+    tokens = build_vocab.build_vocab(lines, cjk_subword_pieces=True)
+    path = workdir / "vocab.txt"
+    path.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer(vocab_file):
+    return tokenization.FullTokenizer(str(vocab_file), do_lower_case=True)
+
+
+def encode_documents(tokenizer, use_jieba=True, seed_wwm_labels=False):
+    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=use_jieba, seed_wwm_labels=seed_wwm_labels)
+    return [cpd.Document([encoder.encode(s) for s in doc]) for doc in CORPUS_DOCUMENTS]
+
+
+def make_instances(documents, special, passes, **cfg_kwargs):
+    cfg = cpd.InstanceConfig(**{"max_seq_length": 128, "max_predictions_per_seq": 20, **cfg_kwargs})
+    instances = []
+    for p in range(passes):
+        rng = np.random.default_rng(p)
+        for doc in documents:
+            instances.extend(cpd.create_instances_from_document(doc, cfg, special, rng))
+    return instances
+
+
+def word_spans(inst):
+    """(start, end) of every whole word of a masked instance ([CLS]/[SEP] excluded)."""
+    n = len(inst.input_ids)
+    assert inst.segment_ids.index(1) == inst.sep_index + 1
+    special_pos = {0, inst.sep_index, n - 1}
+    assert special_pos <= set(inst.word_starts)
+    ends = inst.word_starts[1:] + [n]
+    return [(s, e) for s, e in zip(inst.word_starts, ends) if s not in special_pos]
+
+
+def run_cli(args):
+    return cpd.main([str(a) for a in args])
+
+
+def base_args(corpus, vocab, output, **extra):
+    args = {"input_file": corpus, "output_file": output, "vocab_file": vocab, "max_seq_length": 64,
+            "max_predictions_per_seq": 10, "dupe_factor": 3, "do_whole_word_mask": "true", "ngram": 2,
+            "log_examples": 0, **extra}
+    return [f"--{k}={v}" for k, v in args.items()]
+
+
+# --------------------------------------------------------------------------- flags
+
+def test_flags_accept_absl_syntax():
+    common = ["--input_file=a", "--output_file=b", "--vocab_file=v"]
+    args = cpd.parse_flags(common + ["--do_whole_word_mask", "--do_lower_case=False",
+                                     "--max_seq_length", "64", "--non_chinese=True"])
+    assert args.do_whole_word_mask and not args.do_lower_case and args.non_chinese
+    assert args.max_seq_length == 64 and args.dupe_factor == 10 and args.random_seed == 12345
+    args = cpd.parse_flags(common + ["--do_whole_word_mask=false", "--nodo_lower_case"])
+    assert not args.do_whole_word_mask and not args.do_lower_case
+    for value, expected in [("true", True), ("True", True), ("1", True), ("False", False), ("no", False)]:
+        assert cpd.str2bool(value) is expected
+    with pytest.raises(SystemExit):
+        cpd.parse_flags(common + ["--do_whole_word_mask=maybe"])
+    with pytest.raises(SystemExit):
+        cpd.parse_flags(["--input_file=a", "--output_file=b"])  # no vocab
+
+
+# --------------------------------------------------------------------------- word grouping
+
+def test_chinese_words_of_any_length_are_grouped(tokenizer):
+    tokens = tokenizer.tokenize("中华人民共和国成立了")
+    starts = cpd.chinese_word_starts(tokens, lambda text: ["中华人民共和国", "成立", "了"])
+    assert starts == [True] + [False] * 6 + [True, False, True]
+    # Runs of CJK characters are cut together but never joined across other tokens;
+    # ## pieces continue the word before them.
+    tokens = ["中", "国", "，", "un", "##aff", "人", "民"]
+    seen = []
+    starts = cpd.chinese_word_starts(tokens, lambda text: seen.append(text) or ["中国", " ", " ", " ", "人民"])
+    assert seen == ["中国   人民"]  # one character per token; others are spaces
+    assert starts == [True, False, True, True, False, True, False]
+
+
+def test_sentence_encoder_uses_jieba_once_and_plain_labels(tokenizer):
+    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=True, seed_wwm_labels=False)
+    sentence = encoder.encode("中华人民共和国成立以来")
+    assert sentence.word_starts[:7] == [True] + [False] * 6  # jieba: one 7-character word
+    assert sentence.label_ids is sentence.ids
+    for doc in CORPUS_DOCUMENTS:  # the memoized tokenization is the tokenizer's
+        for line in doc:
+            assert encoder.tokenize(line) == tokenizer.tokenize(line)
+    seed_style = cpd.SentenceEncoder(tokenizer, use_jieba=True, seed_wwm_labels=True).encode("中华人民共和国")
+    labels = tokenizer.convert_ids_to_tokens(seed_style.label_ids)
+    assert labels == ["中"] + ["##" + c for c in "华人民共和国"]
+
+
+# --------------------------------------------------------------------------- masking
+
+def test_masking_statistics_whole_word(tokenizer):
+    special = cpd.special_ids_from_vocab(tokenizer.vocab)
+    instances = make_instances(encode_documents(tokenizer), special, passes=60,
+                               do_whole_word_mask=True, short_seq_prob=0.0)
+    tokens = sum(len(i.input_ids) for i in instances)
+    masked = sum(len(i.masked_lm_positions) for i in instances)
+    assert abs(masked / tokens - 0.15) <= 0.01, masked / tokens
+
+    kinds = {"mask": 0, "keep": 0, "random": 0}
+    words_seen = 0
+    for inst in instances:
+        positions = set(inst.masked_lm_positions)
+        # Labels are the original input tokens, never ##-prefixed Chinese characters.
+        assert inst.masked_lm_ids == [inst.original_ids[p] for p in inst.masked_lm_positions]
+        for label in tokenizer.convert_ids_to_tokens(inst.masked_lm_ids):
+            assert not (label.startswith("##") and tokenization.is_chinese_char(label[2:3] or "a"))
+        for s, e in word_spans(inst):
+            covered = [p in positions for p in range(s, e)]
+            assert all(covered) or not any(covered), "a whole word is partly masked"
+            if not covered[0]:
+                continue
+            words_seen += 1
+            out, orig = inst.input_ids[s:e], inst.original_ids[s:e]
+            if all(t == special.mask_id for t in out):
+                kinds["mask"] += 1
+            elif out == orig:
+                kinds["keep"] += 1
+            else:
+                assert special.mask_id not in out, "80/10/10 is decided per word"
+                kinds["random"] += 1
+        assert all(inst.input_ids[p] == inst.original_ids[p]
+                   for p in range(len(inst.input_ids)) if p not in positions)
+    # Per-word shares within 4 standard errors (a random pick can equal the original: ~1/5000).
+    for kind, p in [("mask", 0.8), ("keep", 0.1), ("random", 0.1)]:
+        share = kinds[kind] / words_seen
+        assert abs(share - p) <= 4 * math.sqrt(p * (1 - p) / words_seen), (kind, share, words_seen)
+    # Multi-character words do get masked.
+    assert any(e - s > 1 for inst in instances for s, e in word_spans(inst) if s in inst.masked_lm_positions)
+
+
+def test_seed_wwm_labels_reproduce_seed_labels(tokenizer):
+    special = cpd.special_ids_from_vocab(tokenizer.vocab)
+    documents = encode_documents(tokenizer, seed_wwm_labels=True)
+    instances = make_instances(documents, special, passes=5, do_whole_word_mask=True)
+    labels = [t for inst in instances for t in tokenizer.convert_ids_to_tokens(inst.masked_lm_ids)]
+    assert any(t.startswith("##") and tokenization.is_chinese_char(t[2]) for t in labels)
+    # Inputs never carry ## Chinese pieces, also in this mode.
+    inputs = [t for inst in instances for t in tokenizer.convert_ids_to_tokens(inst.original_ids)]
+    assert not any(t.startswith("##") and tokenization.is_chinese_char(t[2]) for t in inputs)
+
+
+def test_ngram_weights_and_longer_spans(tokenizer):
+    assert np.allclose(cpd.InstanceConfig(ngram=3).ngram_cdf, np.cumsum([6, 3, 2]) / 11)
+    assert np.allclose(cpd.InstanceConfig(ngram=3, favor_shorter_ngram=False).ngram_cdf,
+                       np.cumsum([2, 3, 6]) / 11)
+    special = cpd.special_ids_from_vocab(tokenizer.vocab)
+    documents = encode_documents(tokenizer)
+
+    def mean_run(ngram):
+        runs = []
+        for inst in make_instances(documents, special, passes=10, do_whole_word_mask=True, ngram=ngram,
+                                   favor_shorter_ngram=False):
+            pos = inst.masked_lm_positions
+            runs.append(len(pos) / (1 + sum(b != a + 1 for a, b in zip(pos, pos[1:]))))
+        return np.mean(runs)
+
+    assert mean_run(3) > 1.3 * mean_run(1)
+
+
+# --------------------------------------------------------------------------- SOP
+
+def test_sop_semantics_and_balance(tokenizer):
+    stats = cpd.check_sop_semantics()
+    assert stats["instances"] > 500
+    special = cpd.special_ids_from_vocab(tokenizer.vocab)
+    instances = make_instances(encode_documents(tokenizer), special, passes=100)
+    swapped = np.mean([i.sop_label for i in instances])
+    assert abs(swapped - 0.5) <= 4 * math.sqrt(0.25 / len(instances))
+
+
+def _sentence(ids):
+    ids = list(ids)
+    return cpd.Sentence(ids, [True] * len(ids), ids)
+
+
+def test_leftover_sentence_and_single_sentence_documents():
+    special = cpd.SpecialIds(1, 2, 3, np.arange(10, 20, dtype=np.int32))
+    cfg = cpd.InstanceConfig(max_seq_length=64, short_seq_prob=0.0)
+    rng = np.random.default_rng(0)
+    document = cpd.Document([_sentence(range(100, 150)), _sentence(range(200, 250)), _sentence(range(300, 305))])
+    instances = cpd.create_instances_from_document(document, cfg, special, rng)
+    assert len(instances) == 2
+    used = set(np.concatenate([i.original_ids for i in instances]).tolist())
+    assert set(range(300, 305)) <= used, "the last single-sentence chunk was lost"
+    last = instances[1].original_ids
+    assert 300 in last and 249 in last, "the leftover is paired with the sentence before it"
+    # A document of one sentence is cut in two; a one-token document gives nothing.
+    (single,) = cpd.create_instances_from_document(cpd.Document([_sentence(range(100, 110))]), cfg, special, rng)
+    seps = np.flatnonzero(np.asarray(single.original_ids) == 2)
+    assert seps[0] > 1 and seps[1] > seps[0] + 1
+    assert cpd.create_instances_from_document(cpd.Document([_sentence([100])]), cfg, special, rng) == []
+
+
+def test_truncate_seq_pair_matches_seed_rule():
+    rng = np.random.default_rng(0)
+    for len_a, len_b, limit in [(10, 3, 8), (3, 10, 8), (5, 5, 3), (1, 100, 2), (40, 40, 61), (7, 2, 100)]:
+        a, b = cpd.truncate_seq_pair(len_a, len_b, limit, rng)
+        kept_a, kept_b = a.stop - a.start, b.stop - b.start
+        assert 1 <= kept_a <= len_a and 1 <= kept_b <= len_b
+        assert kept_a + kept_b == min(limit, len_a + len_b)
+        # Simulate the seed's loop for the lengths (the front/back choice does not change them).
+        sa, sb = len_a, len_b
+        while sa + sb > limit:
+            if sa > sb:
+                sa -= 1
+            else:
+                sb -= 1
+        assert (kept_a, kept_b) == (sa, sb)
+
+
+# --------------------------------------------------------------------------- TFRecords, determinism
+
+# The seed's features: name -> (dtype, length); lengths for max_seq_length 64, max_predictions_per_seq 10.
+SEED_FEATURES = {"input_ids": ("int64", 64), "input_mask": ("int64", 64), "segment_ids": ("int64", 64),
+                 "masked_lm_positions": ("int64", 10), "masked_lm_ids": ("int64", 10),
+                 "masked_lm_weights": ("float32", 10), "next_sentence_labels": ("int64", 1)}
+
+
+def seed_spec(tf, max_seq_length, max_predictions):
+    """The project's parser spec (input_pipeline.py), checked against the seed's features."""
+    input_pipeline = pytest.importorskip("input_pipeline")
+    spec = input_pipeline.pretraining_features(max_seq_length, max_predictions)
+    if (max_seq_length, max_predictions) == (64, 10):
+        assert {k: (v.dtype.name, v.shape[0]) for k, v in spec.items()} == SEED_FEATURES
+    return spec
+
+
+def test_example_bytes_equal_tf_example():
+    tf = pytest.importorskip("tensorflow")
+    values = [("input_ids", np.array([0, 1, 127, 128, 300, 21127, 2 ** 30]), False),
+              ("masked_lm_weights", np.array([1.0, 0.5, 0.0]), True)]
+    ours = tf.train.Example.FromString(cpd.serialize_example(values))
+    expected = tf.train.Example(features=tf.train.Features(feature={
+        "input_ids": tf.train.Feature(int64_list=tf.train.Int64List(value=values[0][1].tolist())),
+        "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(value=[1.0, 0.5, 0.0])),
+    }))
+    assert ours == expected
+
+
+def test_tfrecord_frames_equal_tf_writer(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    records = [rng.integers(0, 256, int(n)).astype(np.uint8).tobytes() for n in rng.integers(0, 900, 60)]
+    records += [b"", b"x"]
+    path = tmp_path / "tf.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+    frames = cpd.tfrecord_frames(records)
+    assert frames == path.read_bytes()
+    assert [f[12:-4] for f in cpd.iter_frames(frames)] == records
+
+
+def test_example_encoder_matches_generic_serializer():
+    inst = cpd.TrainingInstance(input_ids=[101, 5, 300, 102, 20000, 102], sep_index=3, masked_lm_positions=[1, 4],
+                                masked_lm_ids=[7, 20001], sop_label=1, original_ids=[], word_starts=[],
+                                mask_counts=(1, 1, 0))
+    padded = [[101, 5, 300, 102, 20000, 102, 0, 0], [1] * 6 + [0, 0], [0] * 4 + [1, 1, 0, 0],
+              [1, 4, 0], [7, 20001, 0], [1.0, 1.0, 0.0], [1]]
+    expected = cpd.serialize_example([(name, values, name == "masked_lm_weights")
+                                      for name, values in zip(cpd.FEATURE_NAMES, padded)])
+    assert cpd.ExampleEncoder(8, 3, vocab_size=21128).encode(inst) == expected
+
+
+def test_tfrecords_parse_with_seed_spec_and_are_deterministic(workdir, corpus_file, vocab_file):
+    tf = pytest.importorskip("tensorflow")
+    # Two input files and tiny work units, so that there are several units to share.
+    second = write_corpus(workdir / "corpus2.txt", CORPUS_DOCUMENTS[::-1])
+    inputs = f"{corpus_file},{second}"
+    outputs = {}
+    for name, workers in [("a", 1), ("b", 1), ("c", 2)]:
+        out = workdir / f"{name}.tfrecord"
+        assert run_cli(base_args(inputs, vocab_file, f"{out},{out}.2", num_workers=workers,
+                                 work_unit_mb=0.0005)) == 0
+        outputs[name] = (out.read_bytes(), Path(f"{out}.2").read_bytes())
+    assert outputs["a"] == outputs["b"], "same seed, different bytes"
+    assert outputs["a"] == outputs["c"], "--num_workers changed the output"
+    other = workdir / "d.tfrecord"
+    assert run_cli(base_args(inputs, vocab_file, other, random_seed=7)) == 0
+    assert other.read_bytes() != outputs["a"][0]
+
+    spec = seed_spec(tf, 64, 10)
+    records = list(tf.data.TFRecordDataset([str(workdir / "a.tfrecord"), str(workdir / "a.tfrecord.2")]))
+    assert len(records) > 40
+    vocab = tokenization.load_vocab(str(vocab_file))
+    for raw in records:
+        example = tf.io.parse_single_example(raw, spec)
+        assert {k: (v.dtype.name, v.shape[0]) for k, v in example.items()} == SEED_FEATURES
+        ids, mask = example["input_ids"].numpy(), example["input_mask"].numpy()
+        n = int(mask.sum())
+        assert (mask[:n] == 1).all() and (ids[n:] == 0).all() and ids[0] == vocab["[CLS]"]
+        assert ids[n - 1] == vocab["[SEP]"]
+        k = int(example["masked_lm_weights"].numpy().sum())
+        positions = example["masked_lm_positions"].numpy()
+        assert 1 <= k <= 10 and (positions[:k] > 0).all() and (positions[:k] < n).all()
+        assert example["next_sentence_labels"].numpy()[0] in (0, 1)
+    leftovers = [p.name for p in workdir.iterdir() if ".tmp-" in p.name or p.name.startswith(".create")]
+    assert not leftovers, leftovers
+
+
+def test_sentencepiece_model(workdir, corpus_file):
+    spm = pytest.importorskip("sentencepiece")
+    tf = pytest.importorskip("tensorflow")
+    model = workdir / "tiny.model"
+    with open(model, "wb") as f:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter([s for doc in CORPUS_DOCUMENTS for s in doc] * 5), model_writer=f,
+            vocab_size=400, hard_vocab_limit=False, character_coverage=1.0, minloglevel=2,
+            user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"])
+    out = workdir / "spm.tfrecord"
+    args = [a for a in base_args(corpus_file, "", out, spm_model_file=model) if not a.startswith("--vocab_file")]
+    assert run_cli(args) == 0
+    size = tokenization.FullTokenizer(None, spm_model_file=str(model)).sp_model.get_piece_size()
+    records = list(tf.data.TFRecordDataset(str(out)))
+    assert records
+    for raw in records:
+        ids = tf.io.parse_single_example(raw, seed_spec(tf, 64, 10))["input_ids"].numpy()
+        assert (ids >= 0).all() and (ids < size).all()
+
+
+# --------------------------------------------------------------------------- bad input
+
+def test_bad_utf8_line_names_file_and_line(workdir, vocab_file, capsys):
+    bad = workdir / "bad.txt"
+    bad.write_bytes("第一句话。\n第二句话。\n\n".encode() + b"\xff\xfe broken\n" + "第四句。\n".encode())
+    out = workdir / "bad.tfrecord"
+    assert run_cli(base_args(bad, vocab_file, out)) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:4:" in err and "not UTF-8" in err and "--decode_errors=skip" in err
+    assert not out.exists()
+    assert run_cli(base_args(bad, vocab_file, out, decode_errors="skip")) == 0
+    assert out.exists() and "skipped non-UTF-8 lines: 1" in capsys.readouterr().err
+
+
+def test_empty_corpus_and_bad_vocab_fail_clearly(workdir, corpus_file, vocab_file, capsys):
+    out = workdir / "empty.tfrecord"
+    for content in ["", "\n\n  \n"]:
+        empty = workdir / "empty.txt"
+        empty.write_text(content, encoding="utf-8")
+        assert run_cli(base_args(empty, vocab_file, out)) == 1
+        err = capsys.readouterr().err
+        assert "the input is empty" in err or "no sentences in" in err, err
+        assert not out.exists()
+    no_mask = workdir / "no_mask_vocab.txt"
+    no_mask.write_text("".join(t + "\n" for t in vocab_file.read_text(encoding="utf-8").split("\n")
+                               if t and t != "[MASK]"), encoding="utf-8")
+    assert run_cli(base_args(corpus_file, no_mask, out)) == 1
+    assert "[MASK]" in capsys.readouterr().err
+    assert run_cli(base_args(workdir / "missing-*.txt", vocab_file, out)) == 1
+    assert "no file matches" in capsys.readouterr().err
+    assert not out.exists() and not list(workdir.glob("empty.tfrecord*"))
+    assert not [p for p in workdir.iterdir() if p.name.startswith(".create")]
+
+
+# --------------------------------------------------------------------------- work units
+
+def test_work_units_cut_at_blank_lines(tmp_path):
+    path = tmp_path / "c.txt"
+    text = "".join(f"第{d}篇第{s}句。\n" for d in range(20) for s in range(3))
+    docs = ["".join(f"文{d}句{s}。\n" for s in range(3)) for d in range(20)]
+    path.write_text("\n".join(docs), encoding="utf-8")
+    data = path.read_bytes()
+    units = cpd.plan_work_units([str(path)], 40)
+    assert units[0].start == 0 and units[-1].end == len(data) and len(units) > 3
+    for u, v in zip(units, units[1:]):
+        assert u.end == v.start and data[v.start:v.start + 1] == b"\n" and not v.split_document
+    # No blank line at all: cut at line starts, marked as splitting a document.
+    path.write_text(text, encoding="utf-8")
+    data = path.read_bytes()
+    units = cpd.plan_work_units([str(path)], 40)
+    assert len(units) > 3 and all(u.split_document for u in units[1:])
+    assert all(data[u.start - 1:u.start] == b"\n" for u in units[1:])
+
+
+# --------------------------------------------------------------------------- demo data helpers
+
+def test_demo_corpus_conversion():
+    line = "迈向/v  充满/v  希望/n  的/u  新/a  世纪/n  ——/w  １９９８年/t  Windows/nx NT/nx  。/w"
+    assert prepare_demo_corpus.strip_annotation(line) == "迈向充满希望的新世纪——1998年Windows NT。"
+    assert prepare_demo_corpus.split_sentences("他说：“好！”我们走吧。还有……没完") == [
+        "他说：“好！”", "我们走吧。", "还有……没完"]
+    paragraphs = ["标题一", "（新华社记者摄）", "正文第一段。", "正文第二段！", "（本报讯）",
+                  "标题二（附图片１张）", "作者", "正文。"]
+    assert list(prepare_demo_corpus.group_documents(paragraphs)) == [paragraphs[:5], paragraphs[5:]]
+    lines = list(prepare_demo_corpus.corpus_lines(["标题/n", "第一/m  句/n  。/w  第二/m  句/n  。/w",
+                                                   "新/a  标题/n", "正文/n  。/w"]))
+    assert lines == ["标题", "第一句。", "第二句。", "", "新标题", "正文。"]
+
+
+def test_build_vocab_layout_and_coverage(tmp_path):
+    lines = ["ALBERT模型在2019年发布，效果很好。", "Hello world, hello 中文！"]
+    vocab = build_vocab.build_vocab(lines)
+    assert vocab[0] == "[PAD]" and vocab[1] == "[unused1]" and vocab[99] == "[unused99]"
+    assert vocab[100:104] == ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert len(set(vocab)) == len(vocab) and "##l" in vocab and "hello" in vocab
+    assert not any(t.startswith("##") and tokenization.is_chinese_char(t[2]) for t in vocab)
+    path = tmp_path / "vocab.txt"
+    path.write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
+    tok = tokenization.FullTokenizer(str(path))
+    for line in lines + ["wold held 2190, hello albert"]:  # new words spelled from ## pieces
+        assert "[UNK]" not in tok.tokenize(line)
+
+
+# --------------------------------------------------------------------------- with the original vocab
+
+def test_reference_vocab_labels_never_subword_chinese(reference_dir, tmp_path):
+    corpus = reference_dir / "data" / "news_zh_1.txt"
+    vocab = reference_dir / "albert_config" / "vocab.txt"
+    tokenizer = tokenization.FullTokenizer(str(vocab))
+    special = cpd.special_ids_from_vocab(tokenizer.vocab)
+    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=True, seed_wwm_labels=False)
+    lines = corpus.read_text(encoding="utf-8").splitlines()[:60]
+    document = cpd.Document([s for s in (encoder.encode(line) for line in lines if line.strip()) if s is not None])
+    cfg = cpd.InstanceConfig(max_seq_length=128, max_predictions_per_seq=20, do_whole_word_mask=True, ngram=3)
+    rng = np.random.default_rng(1)
+    instances = [i for _ in range(5) for i in cpd.create_instances_from_document(document, cfg, special, rng)]
+    labels = [t for i in instances for t in tokenizer.convert_ids_to_tokens(i.masked_lm_ids)]
+    assert labels and not any(t.startswith("##") and tokenization.is_chinese_char(t[2]) for t in labels)
+    masked = sum(len(i.masked_lm_positions) for i in instances) / sum(len(i.input_ids) for i in instances)
+    assert abs(masked - 0.15) <= 0.01
