@@ -350,15 +350,8 @@ def main(_) -> None:
     trainer.restore_or_initialize(init_fn=init_from_checkpoint(FLAGS.init_checkpoint))
 
     def dev_metrics() -> dict[str, float]:
-        # training.evaluate traces a new tf.function per call (and again for a partial last batch); TF's
-        # "excessive retracing" warning about that is expected here, so it is muted for the call.
-        logger, level = tf.get_logger(), tf.get_logger().level
-        logger.setLevel("ERROR")
-        try:
-            dev = ordered_dataset(data["dev"], FLAGS.eval_batch_size)
-            return training.evaluate(strategy, trainer.model, task, dev, files=[data["dev"].features_file])
-        finally:
-            logger.setLevel(level)
+        dev = ordered_dataset(data["dev"], FLAGS.eval_batch_size)
+        return training.evaluate(strategy, trainer.model, task, dev, files=[data["dev"].features_file])
 
     if FLAGS.do_train:
         stage(f"training: {data['train'].num_examples} examples × {FLAGS.num_train_epochs:g} epochs / batch "

@@ -16,6 +16,7 @@ import dataclasses
 import os
 import shutil
 import time
+import weakref
 from typing import Callable
 
 import keras
@@ -319,21 +320,34 @@ class Trainer:
         return metrics
 
 
+_EVAL_STEPS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+
+
+def _eval_step(strategy: tf.distribute.Strategy, model: keras.Model, task: Task):
+    """One traced eval step per (model, strategy, task), relaxed to any batch size: evaluating after every
+    checkpoint, with a partial last batch, must not trace again each time."""
+    cache = _EVAL_STEPS.setdefault(model, {})
+    key = (id(strategy), id(task))
+    if key not in cache:
+        def replica(features):
+            out = model(features, training=False)
+            return task.sums(features, out), task.counts(features)
+
+        @tf.function(reduce_retracing=True)
+        def step(features):
+            s, c = strategy.run(replica, args=(features,))
+            return ({k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in s.items()},
+                    {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in c.items()})
+
+        cache[key] = step
+    return cache[key]
+
+
 def evaluate(strategy: tf.distribute.Strategy, model: keras.Model, task: Task, dataset: tf.data.Dataset,
              max_steps: int | None = None, files: list[str] | None = None) -> dict[str, float]:
     """One pass over ``dataset`` (global batches; the last may be partial). Returns Σ sums / Σ counts per metric."""
     dist = strategy.experimental_distribute_dataset(dataset)
-
-    def replica(features):
-        out = model(features, training=False)
-        return task.sums(features, out), task.counts(features)
-
-    @tf.function
-    def step(features):
-        s, c = strategy.run(replica, args=(features,))
-        return ({k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in s.items()},
-                {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in c.items()})
-
+    step = _eval_step(strategy, model, task)
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     try:

@@ -434,3 +434,17 @@ def test_every_weight_is_in_a_tf_checkpoint(tmp_path, share, groups):
         keys = [k for k, _ in tf.train.list_variables(saved) if k.startswith("model/")]
         assert len(keys) == len(model.trainable_variables), (share, groups, model.name)
         assert any(k.startswith("model/albert/encoder/attention_") for k in keys)
+
+
+def test_test_changes_script_asserts_all_three_changes():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(modeling.__file__).parent
+    proc = subprocess.run([sys.executable, str(repo / "test_changes.py")], capture_output=True, text=True, cwd=repo,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for line in ("1. factorized embeddings", "2. cross-layer sharing", "3. sentence-order prediction",
+                 "all ALBERT changes checked"):
+        assert line in proc.stdout
