@@ -1,6 +1,6 @@
 """Fine-tunes, evaluates and predicts with an ALBERT classifier on a task's files (LCQMC, CLUE, XNLI, your own).
 
-The seed's flags and outputs, on the shared tf.distribute loop (training.py) instead of TPUEstimator:
+The seed's flags and outputs, on the shared tf.distribute loop (training.py) instead of the TF1 TPU Estimator:
 
 * ``--task_name`` picks a processor in classifier_data.py (its module docstring lists each task's files and how a
   row becomes text_a / text_b / label). Features are cached under ``<output_dir>/features/`` keyed by the data file,

@@ -1,6 +1,6 @@
 """MLM + SOP pretraining of ALBERT on the TFRecords create_pretraining_data.py writes.
 
-The seed's flags and files, on tf.distribute instead of TPUEstimator. A run resumes by itself from the latest
+The seed's flags and files, on tf.distribute instead of the TF1 TPU Estimator. A run resumes by itself from the latest
 checkpoint in --output_dir (model, optimizer slots, step and data position); --init_checkpoint (TF1 albert_zh or
 Google ALBERT, or one of ours) is only read when there is nothing to resume.
 

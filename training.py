@@ -1,6 +1,6 @@
 """The one distributed training loop both CLIs use (run_pretraining.py, run_classifier.py).
 
-It replaces the seed's TPUEstimator with plain TF2: a ``tf.distribute`` strategy, ``strategy.run`` inside a
+It replaces the seed's TF1 TPU Estimator with plain TF2: a ``tf.distribute`` strategy, ``strategy.run`` inside a
 ``tf.function`` that runs ``steps_per_loop`` steps a call (the seed's ``iterations_per_loop``), a
 ``tf.train.CheckpointManager`` in ``output_dir`` with automatic resume, TensorBoard scalars and a progress line.
 
