@@ -72,6 +72,7 @@ import dataclasses
 import functools
 import glob
 import multiprocessing
+import operator
 import os
 import re
 import shutil
@@ -268,15 +269,31 @@ class Document:
         return len(self.bounds) - 1
 
 
-_HAN_CACHE: dict[str, bool] = {}
+class _TokenMemo(dict):
+    """token -> `function(token)`, computed once per distinct token (`map(memo.__getitem__, ...)`
+    then runs in C: sentences are re-read token by token, and tokens repeat all the time).
+    Tokens are vocab entries, so the memo stays as small as the vocab."""
+
+    def __init__(self, function: Callable[[str], Any]):
+        super().__init__()
+        self.function = function
+
+    def __missing__(self, token: str) -> Any:
+        value = self[token] = self.function(token)
+        return value
+
+
+# Whether a token is one CJK character (the BERT tokenizer splits those alone).
+_IS_HAN = _TokenMemo(lambda token: len(token) == 1 and tokenization.is_chinese_char(token))
+# The character jieba sees for a token: the CJK character itself, or a space.
+_JIEBA_CHAR = _TokenMemo(lambda token: token if _IS_HAN[token] else " ")
+# Whether a token can start a word (a "##" piece continues the word before it).
+_CAN_START = _TokenMemo(lambda token: not token.startswith("##"))
 
 
 def _is_han_token(token: str) -> bool:
     """Whether a token is one CJK character (the BERT tokenizer splits those alone)."""
-    is_han = _HAN_CACHE.get(token)
-    if is_han is None:
-        is_han = _HAN_CACHE[token] = len(token) == 1 and tokenization.is_chinese_char(token)
-    return is_han
+    return _IS_HAN[token]
 
 
 def chinese_word_starts(tokens: Sequence[str], cut: Callable[[str], list[str]] | None) -> list[bool]:
@@ -294,14 +311,14 @@ def chinese_word_starts(tokens: Sequence[str], cut: Callable[[str], list[str]] |
     Returns:
       n booleans.
     """
-    starts = [not t.startswith("##") for t in tokens]
+    starts = list(map(_CAN_START.__getitem__, tokens))
     if cut is None:
         return starts
-    han = [_is_han_token(t) for t in tokens]
-    if sum(han) < 2:
+    text = "".join(map(_JIEBA_CHAR.__getitem__, tokens))
+    if len(text) - text.count(" ") < 2:  # fewer than two CJK characters: nothing to group
         return starts
     position = 0
-    for word in cut("".join([t if h else " " for t, h in zip(tokens, han)])):
+    for word in cut(text):
         if len(word) > 1:  # a word of several CJK characters: only its first one starts it
             starts[position + 1:position + len(word)] = [False] * (len(word) - 1)
         position += len(word)
@@ -333,25 +350,10 @@ class SentenceEncoder:
             jieba.setLogLevel(logging.WARNING)
             jieba.initialize()
             self._cut = jieba.lcut
-        # FullTokenizer.tokenize is BasicTokenizer then WordPiece per word; WordPiece
-        # results are memoized per word (the same words recur all the time).
-        self._basic = getattr(tokenizer, "basic_tokenizer", None)
-        self._wordpiece = getattr(tokenizer, "wordpiece_tokenizer", None)
-        self._pieces: dict[str, list[str]] = {}
 
     def tokenize(self, text: str) -> list[str]:
-        """Same tokens as tokenizer.tokenize(text)."""
-        if self._basic is None or self._wordpiece is None:
-            return self.tokenizer.tokenize(text)
-        if len(self._pieces) > 1_000_000:  # bound the memo on huge vocabularies of words
-            self._pieces.clear()
-        tokens: list[str] = []
-        for word in self._basic.tokenize(text):
-            pieces = self._pieces.get(word)
-            if pieces is None:
-                pieces = self._pieces[word] = self._wordpiece.tokenize(word)
-            tokens += pieces
-        return tokens
+        """Same tokens as tokenizer.tokenize(text) (FullTokenizer memoizes WordPiece per word)."""
+        return self.tokenizer.tokenize(text)
 
     def encode(self, text: str) -> Sentence | None:
         """Tokenizes one line; None if it has no tokens."""
@@ -464,13 +466,42 @@ def create_masked_lm_predictions(ids: list[int], labels: list[int], starts: list
     n, num_words = len(ids), len(starts)
     # As the seed: the budget counts [CLS]/[SEP] too (Python's round, like the seed).
     budget = min(cfg.max_predictions_per_seq, max(1, int(round(n * cfg.masked_lm_prob))))
-    ends = starts[1:] + [n]
+    ends = starts[1:]
+    ends.append(n)
+    order = rng.permutation(num_words).tolist()
+    draws = rng.random(2 * num_words)  # [w]: n-gram length, [num_words + i]: 80/10/10
+    if cfg.ngram == 1:  # n-gram lengths are all 1: those draws go unused
+        chosen = _choose_words(order, starts, ends, special_words, budget)
+    else:
+        chosen = _choose_ngrams(order, draws[:num_words].tolist(), starts, ends, special_words, budget,
+                                cfg.ngram_cdf)
+    word_draws = draws[num_words:num_words + len(chosen)].tolist()
+    return _apply_masks(ids, labels, starts, ends, chosen, word_draws, special, rng)
+
+
+def _choose_words(order: list[int], starts: list[int], ends: list[int], special_words: Sequence[int],
+                  budget: int) -> list[int]:
+    """`_choose_ngrams` for n-grams of one word (the same choice, without its bookkeeping):
+    each word of `order` that fits the remaining budget, until none is left."""
+    chosen = []
+    for w in order:
+        length = ends[w] - starts[w]
+        if length <= budget and w not in special_words:
+            chosen.append(w)
+            budget -= length
+            if not budget:
+                break
+    return chosen
+
+
+def _choose_ngrams(order: list[int], draws: list[float], starts: list[int], ends: list[int],
+                   special_words: Sequence[int], budget: int, cdf: Sequence[float]) -> list[int]:
+    """The words to mask, n-gram by n-gram: from each word of `order` not yet covered, n
+    consecutive uncovered words (n drawn by `draws[w]` from `cdf`) that fit the budget."""
+    num_words = len(starts)
     covered = [False] * num_words  # specials count as covered: never masked, they end n-grams
     for w in special_words:
         covered[w] = True
-    order = rng.permutation(num_words).tolist()
-    draws = rng.random(2 * num_words).tolist()  # [w]: n-gram length, [num_words + i]: 80/10/10
-    cdf = cfg.ngram_cdf
     chosen: list[int] = []
     for w in order:
         if budget <= 0:
@@ -488,40 +519,67 @@ def create_masked_lm_predictions(ids: list[int], labels: list[int], starts: list
             k += 1
             if k - w >= n_words or k >= num_words or covered[k] or ends[k] - starts[k] > budget:
                 break
+    return chosen
 
-    output = list(ids)
-    counts = [0, 0, 0]
+
+def _apply_masks(ids: list[int], labels: list[int], starts: list[int], ends: list[int], chosen: list[int],
+                 word_draws: list[float], special: SpecialIds, rng: np.random.Generator
+                 ) -> tuple[list[int], list[int], list[int], tuple[int, int, int]]:
+    """Masks the chosen words: [MASK] (u < 0.8), kept (u < 0.9) or random tokens, with one
+    draw u per WORD, so that all its tokens share the decision."""
+    output = ids.copy()
+    mask_id = special.mask_id
+    masked = kept = 0
     randomized: list[int] = []
     positions: list[int] = []
-    # One draw per WORD: all its tokens share the 80/10/10 decision.
-    for i, w in enumerate(chosen):
-        span = range(starts[w], ends[w])
+    for w, u in zip(chosen, word_draws):
+        start, end = starts[w], ends[w]
+        if end - start == 1:  # most words are one token: no range to build
+            positions.append(start)
+            if u < 0.8:
+                output[start] = mask_id
+                masked += 1
+            elif u < 0.9:
+                kept += 1
+            else:
+                randomized.append(start)
+            continue
+        span = range(start, end)
         positions += span
-        u = draws[num_words + i]
         if u < 0.8:
-            for p in span:
-                output[p] = special.mask_id
-            counts[0] += len(span)
+            output[start:end] = [mask_id] * (end - start)
+            masked += end - start
         elif u < 0.9:
-            counts[1] += len(span)
+            kept += end - start
         else:
             randomized += span
-            counts[2] += len(span)
     if randomized:
-        picks = special.random_ids[rng.integers(0, len(special.random_ids), len(randomized))].tolist()
-        for p, token_id in zip(randomized, picks):
-            output[p] = token_id
+        for p, pick in zip(randomized, _random_indices(rng, len(special.random_ids), len(randomized))):
+            output[p] = special.random_ids[pick]
     positions.sort()
-    return output, positions, [labels[p] for p in positions], (counts[0], counts[1], counts[2])
+    return output, positions, [labels[p] for p in positions], (masked, kept, len(randomized))
 
 
-def _word_starts_in(document: Document, start: int, end: int, offset: int) -> list[int]:
-    """Word starts of document tokens [start, end) moved to begin at `offset`; `start`
-    always starts a word (a word that lost its head to truncation is a word of its own)."""
-    lo = bisect.bisect_right(document.word_starts, start)
-    hi = bisect.bisect_left(document.word_starts, end)
-    shift = offset - start
-    return [offset] + [p + shift for p in document.word_starts[lo:hi]]
+def _random_indices(rng: np.random.Generator, high: int, count: int) -> list[int]:
+    """`rng.integers(0, high, count).tolist()`, faster for the usual one to three draws.
+
+    Both forms draw the same numbers from the same stream (the array form makes the
+    scalar draws one after the other; a test checks it); a scalar call costs about a
+    quarter of an array call, whose set-up dominates at this size.
+    """
+    if count <= 3:
+        return [int(rng.integers(0, high)) for _ in range(count)]
+    return rng.integers(0, high, count).tolist()
+
+
+def _add_word_starts(starts: list[int], document: Document, start: int, end: int, offset: int) -> None:
+    """Appends the word starts of document tokens [start, end), moved to begin at `offset`;
+    `start` always starts a word (a word that lost its head to truncation is a word of its own)."""
+    word_starts = document.word_starts
+    lo = bisect.bisect_right(word_starts, start)
+    hi = bisect.bisect_left(word_starts, end, lo)
+    starts.append(offset)
+    starts += map((offset - start).__add__, word_starts[lo:hi])
 
 
 def _make_instance(document: Document, first: tuple[int, int], second: tuple[int, int],
@@ -532,16 +590,22 @@ def _make_instance(document: Document, first: tuple[int, int], second: tuple[int
     keep_a, keep_b = truncate_seq_pair(a1 - a0, b1 - b0, cfg.max_seq_length - 3, rng)
     a0, a1 = a0 + keep_a.start, a0 + keep_a.stop
     b0, b1 = b0 + keep_b.start, b0 + keep_b.stop
-    cls, sep = [special.cls_id], [special.sep_id]
-    ids = cls + document.ids[a0:a1] + sep + document.ids[b0:b1] + sep
+    cls, sep = special.cls_id, special.sep_id
+    doc_ids = document.ids
+    ids = [cls, *doc_ids[a0:a1], sep, *doc_ids[b0:b1], sep]
     labels = ids
     if document.label_ids is not None:
-        labels = cls + document.label_ids[a0:a1] + sep + document.label_ids[b0:b1] + sep
+        doc_labels = document.label_ids
+        labels = [cls, *doc_labels[a0:a1], sep, *doc_labels[b0:b1], sep]
     n, sep_a = len(ids), a1 - a0 + 1
     if cfg.do_whole_word_mask:
-        words_a = _word_starts_in(document, a0, a1, 1)
-        starts = [0] + words_a + [sep_a] + _word_starts_in(document, b0, b1, sep_a + 1) + [n - 1]
-        special_words = (0, len(words_a) + 1, len(starts) - 1)
+        starts = [0]
+        _add_word_starts(starts, document, a0, a1, 1)
+        sep_word = len(starts)
+        starts.append(sep_a)
+        _add_word_starts(starts, document, b0, b1, sep_a + 1)
+        starts.append(n - 1)
+        special_words: tuple[int, ...] = (0, sep_word, len(starts) - 1)
     else:
         starts, special_words = list(range(n)), (0, sep_a, n - 1)
     output, positions, label_ids, counts = create_masked_lm_predictions(
@@ -701,6 +765,8 @@ class ExampleEncoder:
 
     def _ints(self, values: Sequence[int], padding: bytes) -> bytes:
         table = self._varints
+        if len(values) > 1:  # itemgetter looks them all up in C (it returns a tuple only for 2+)
+            return b"".join(operator.itemgetter(*values)(table)) + padding
         return b"".join([table[v] for v in values]) + padding
 
     def encode(self, instance: TrainingInstance) -> bytes:
@@ -723,8 +789,10 @@ class ExampleEncoder:
 # A TFRecord file is a sequence of frames: uint64 length, masked CRC-32C of those 8 bytes,
 # the record, masked CRC-32C of the record (all little-endian). Writing them here keeps
 # TensorFlow out of this script altogether (its import alone takes seconds and ~0.5 GB).
-# CRCs are computed for a whole batch of records at once: one table step per byte
-# position, vectorized across the records. Tests compare the bytes with tf.io.TFRecordWriter.
+# CRCs of a whole batch of records take a few numpy calls: the CRC register is linear over
+# GF(2), so a record's CRC is the XOR of one table entry per byte (the byte's value pushed
+# through as many zero bytes as follow it) and one per length (the initial register pushed
+# through the whole record). Tests compare the bytes with tf.io.TFRecordWriter.
 
 def _crc32c_table() -> np.ndarray:
     table = np.arange(256, dtype=np.uint32)
@@ -734,42 +802,93 @@ def _crc32c_table() -> np.ndarray:
 
 
 _CRC32C_TABLE = _crc32c_table()
+# _CRC_BYTE[d, b]: what byte b adds to the register when d bytes follow it; _CRC_INIT[n]: the
+# initial register 0xFFFFFFFF after n bytes. Grown on demand to the longest record seen.
+_CRC_BYTE = _CRC32C_TABLE[np.newaxis, :].copy()
+_CRC_INIT = np.array([0xFFFFFFFF], dtype=np.uint32)
+_CRC_BATCH_BYTES = 1 << 18  # bounds the work arrays (8 bytes per record byte)
+
+
+def _crc32c_zero_byte(register: np.ndarray) -> np.ndarray:
+    """The register after one zero byte (a linear map)."""
+    return (register >> 8) ^ _CRC32C_TABLE[register & 0xFF]
+
+
+def _crc32c_tables(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(_CRC_BYTE, _CRC_INIT), grown to cover records of `length` bytes."""
+    global _CRC_BYTE, _CRC_INIT
+    have = len(_CRC_INIT) - 1
+    if length > have:
+        size = max(length, 2 * have, 1024)
+        byte_rows, init = [_CRC_BYTE], list(_CRC_INIT.tolist())
+        row, register = _CRC_BYTE[-1], _CRC_INIT[-1:]
+        for _ in range(size - have):
+            row = _crc32c_zero_byte(row)
+            register = _crc32c_zero_byte(register)
+            byte_rows.append(row[np.newaxis, :])
+            init.append(int(register[0]))
+        _CRC_BYTE = np.concatenate(byte_rows)[:size]
+        _CRC_INIT = np.asarray(init, dtype=np.uint32)
+    return _CRC_BYTE, _CRC_INIT
+
+
+def _crc32c_work_buffers(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two arrays of at least `size` elements (int32, uint32), kept for the next batch: fresh
+    arrays of this size would be mapped and unmapped by malloc on every call (page faults)."""
+    global _CRC_WORK
+    if _CRC_WORK[0].size < size:
+        _CRC_WORK = (np.empty(size, dtype=np.int32), np.empty(size, dtype=np.uint32))
+    return _CRC_WORK[0][:size], _CRC_WORK[1][:size]
+
+
+_CRC_WORK = (np.empty(0, dtype=np.int32), np.empty(0, dtype=np.uint32))
+
+
+def _masked_crc32c_batch(chunks: Sequence[bytes]) -> list[int]:
+    lengths = np.fromiter(map(len, chunks), dtype=np.int32, count=len(chunks))
+    byte_table, init_table = _crc32c_tables(int(lengths.max()))
+    register = init_table[lengths]
+    data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
+    if data.size:
+        index, terms = _crc32c_work_buffers(data.size)
+        nonempty = lengths > 0
+        starts = (np.cumsum(lengths, dtype=np.int32) - lengths)[nonempty]
+        # How many bytes follow each byte in its chunk: a count-down restarting at each chunk
+        # (the previous chunk's count ended at 0, so the step there is the new length - 1).
+        index.fill(-1)
+        index[starts] = lengths[nonempty] - 1
+        np.cumsum(index, out=index)
+        # Row (bytes that follow) and column (the byte) in _CRC_BYTE, flattened.
+        np.left_shift(index, 8, out=index)
+        np.bitwise_or(index, data, out=index)
+        np.take(byte_table.ravel(), index, out=terms)
+        register[nonempty] ^= np.bitwise_xor.reduceat(terms, starts)
+    crc = register ^ np.uint32(0xFFFFFFFF)
+    return (((crc >> 15) | (crc << 17)) + np.uint32(0xA282EAD8)).tolist()
 
 
 def masked_crc32c(chunks: Sequence[bytes]) -> list[int]:
     """TFRecord's masked CRC-32C of every chunk."""
-    if not chunks:
-        return []
-    order = sorted(range(len(chunks)), key=lambda i: -len(chunks[i]))
-    lengths = np.asarray([len(chunks[i]) for i in order])
-    width = int(lengths[0])
-    data = np.zeros((width, len(chunks)), dtype=np.uint8)  # byte k of every chunk is a row
-    for column, i in enumerate(order):
-        data[:lengths[column], column] = np.frombuffer(chunks[i], dtype=np.uint8)
-    crc = np.full(len(chunks), 0xFFFFFFFF, dtype=np.uint32)
-    # Chunks are sorted longest first, so those still running at byte k are a prefix.
-    active = len(chunks) - np.searchsorted(lengths[::-1], np.arange(width), side="right")
-    for k in range(width):
-        c = crc[:active[k]]
-        c ^= data[k, :active[k]]
-        index = c & 0xFF
-        c >>= 8
-        c ^= _CRC32C_TABLE[index]
-    crc ^= np.uint32(0xFFFFFFFF)
-    masked = ((crc >> 15) | (crc << 17)) + np.uint32(0xA282EAD8)
-    result = [0] * len(chunks)
-    for column, i in enumerate(order):
-        result[i] = int(masked[column])
+    result: list[int] = []
+    start = 0
+    while start < len(chunks):
+        end, size = start, 0
+        while end < len(chunks) and (end == start or size + len(chunks[end]) <= _CRC_BATCH_BYTES):
+            size += len(chunks[end])
+            end += 1
+        result += _masked_crc32c_batch(chunks[start:end])
+        start = end
     return result
 
 
 def tfrecord_frames(records: Sequence[bytes]) -> bytes:
     """The records as TFRecord frames, in order."""
     headers = [struct.pack("<Q", len(r)) for r in records]
+    pack_header, pack_crc = struct.Struct("<8sI").pack, struct.Struct("<I").pack
     parts = []
     for header, header_crc, record, record_crc in zip(headers, masked_crc32c(headers), records,
                                                       masked_crc32c(records)):
-        parts += [header, struct.pack("<I", header_crc), record, struct.pack("<I", record_crc)]
+        parts += (pack_header(header, header_crc), record, pack_crc(record_crc))
     return b"".join(parts)
 
 

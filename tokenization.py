@@ -29,6 +29,7 @@ an `spm_model_file` is used.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import re
 import unicodedata
@@ -44,6 +45,8 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # words of 101-200 characters.
 MAX_INPUT_CHARS_PER_WORD = 100
 SPIECE_UNDERLINE = "\u2581"
+# Words whose WordPiece pieces FullTokenizer keeps (then it starts again from empty).
+_WORDPIECE_MEMO_SIZE = 200_000
 
 # Google's released BERT checkpoints, by directory name, and the casing they were trained with.
 _LOWER_CASED_MODELS = frozenset({
@@ -164,6 +167,8 @@ def convert_tokens_to_ids(vocab: Mapping[str, int], tokens: Iterable[str]) -> li
       ValueError: a token is missing and the vocab has no [UNK].
     """
     unk_id = vocab.get(UNK_TOKEN)
+    if unk_id is not None:  # the usual case: no token can be missing
+        return [vocab.get(token, unk_id) for token in tokens]
     ids = []
     for token in tokens:
         token_id = vocab.get(token, unk_id)
@@ -278,18 +283,82 @@ def whitespace_tokenize(text: str) -> list[str]:
     return text.split()
 
 
+@functools.lru_cache(maxsize=64)
+def _tokens_pattern(tokens: tuple[str, ...]) -> re.Pattern[str]:
+    """A regex matching any of `tokens`, longest first (compiled once, not per text)."""
+    return re.compile("|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)))
+
+
 def _split_on_tokens(text: str, tokens: Sequence[str]) -> Iterator[tuple[str, bool]]:
     """Yields (segment, is_one_of_tokens), cutting out exact occurrences of `tokens`, longest first."""
     if not tokens:
         yield text, False
         return
-    pattern = re.compile("|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)))
+    pattern = _tokens_pattern(tuple(tokens))
     start = 0
     for match in pattern.finditer(text):
         yield text[start:match.start()], False
         yield match.group(), True
         start = match.end()
     yield text[start:], False
+
+
+# --------------------------------------------------------------------------- fast path: one memo lookup a character
+# The reference path above classifies every character in Python (about 7 us a token).
+# Every step but the NFD of accent stripping is character by character, so each
+# character can be mapped once to the text it finally becomes, and `str.translate`
+# then does the per-character work in C. NFD of a whole text differs from the
+# concatenated NFD of its characters only by canonical reordering, which moves only
+# characters of non-zero combining class; accent stripping removes the Mn ones, so
+# where none other survives the two are equal. A character whose stripped form keeps
+# one is "complex": a text holding one takes the reference path.
+
+_COMPLEX = "\x00"  # never otherwise in the output: NUL itself maps to ""
+
+
+def _spaced_punctuation(text: str) -> str:
+    """Puts spaces around each punctuation character, so that `str.split` splits them off."""
+    return "".join(f" {char} " if is_punctuation(char) else char for char in text)
+
+
+def _normalise_char(char: str, do_lower_case: bool) -> str:
+    """The text `char` becomes before BasicTokenizer splits on whitespace.
+
+    "" for removed characters, " " for whitespace, the character (lower-cased and
+    accent-stripped if `do_lower_case`) with spaces around its punctuation, and spaces
+    around the whole for CJK ideographs; `_COMPLEX` for a character that needs the
+    reference path (see above).
+    """
+    if char in "\x00\ufffd" or is_control(char):
+        return ""
+    if is_whitespace(char):
+        return " "
+    text = char
+    if do_lower_case:
+        stripped = _strip_accents(char)
+        if any(unicodedata.combining(c) for c in stripped):
+            return _COMPLEX
+        text = _lower_case(stripped)
+    text = _spaced_punctuation(text)
+    # CJK is judged on the character as written (as in _tokenize_chinese_chars, which runs
+    # before lower-casing), punctuation on what lower-casing made of it.
+    return f" {text} " if is_chinese_char(char) else text
+
+
+class _CharMemo(dict):
+    """Code point -> `_normalise_char` text, filled on first use (`str.translate` calls `__missing__`)."""
+
+    def __init__(self, do_lower_case: bool):
+        super().__init__()
+        self.do_lower_case = do_lower_case
+
+    def __missing__(self, code_point: int) -> str:
+        text = self[code_point] = _normalise_char(chr(code_point), self.do_lower_case)
+        return text
+
+
+# Shared by all tokenizers: at most one entry per code point ever seen.
+_CHAR_MEMOS = {False: _CharMemo(False), True: _CharMemo(True)}
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -310,8 +379,11 @@ class BasicTokenizer:
 
     def tokenize(self, text: str | bytes) -> list[str]:
         """Tokenizes a piece of text into words and punctuation."""
+        text = convert_to_unicode(text)
+        if not self.never_split or _tokens_pattern(tuple(self.never_split)).search(text) is None:
+            return self._tokenize_segment(text)
         tokens: list[str] = []
-        for segment, keep_whole in _split_on_tokens(convert_to_unicode(text), self.never_split):
+        for segment, keep_whole in _split_on_tokens(text, self.never_split):
             if keep_whole:
                 tokens.append(segment)
             else:
@@ -319,6 +391,13 @@ class BasicTokenizer:
         return tokens
 
     def _tokenize_segment(self, text: str) -> list[str]:
+        normalised = text.translate(_CHAR_MEMOS[bool(self.do_lower_case)])
+        if _COMPLEX in normalised:  # rare: combining marks the per-character path cannot order
+            return self._tokenize_segment_reference(text)
+        return normalised.split()
+
+    def _tokenize_segment_reference(self, text: str) -> list[str]:
+        """The reference path, one step at a time; `_tokenize_segment` gives the same tokens faster."""
         # Same order as HF's BertNormalizer + BertPreTokenizer: clean, pad CJK,
         # strip accents, lower-case, then split on whitespace and punctuation.
         text = _tokenize_chinese_chars(_clean_text(text))
@@ -414,6 +493,9 @@ class FullTokenizer:
         never_split = [t for t in SPECIAL_TOKENS if t in self.vocab]
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case, never_split=never_split)
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
+        # WordPiece pieces by word: words recur all the time, and the greedy match is
+        # Python loops with a dict probe per candidate piece.
+        self._pieces: dict[str, list[str]] = {}
 
     @classmethod
     def from_scratch(cls, vocab_file: str | Path | None, do_lower_case: bool,
@@ -426,8 +508,16 @@ class FullTokenizer:
         text = convert_to_unicode(text)
         if self.sp_model is not None:
             return encode_pieces(self.sp_model, preprocess_text(text, lower=self.do_lower_case))
-        return [piece for word in self.basic_tokenizer.tokenize(text)
-                for piece in self.wordpiece_tokenizer.tokenize(word)]
+        memo = self._pieces
+        tokens: list[str] = []
+        for word in self.basic_tokenizer.tokenize(text):
+            pieces = memo.get(word)
+            if pieces is None:
+                if len(memo) >= _WORDPIECE_MEMO_SIZE:  # bounded: a corpus can have millions of words
+                    memo.clear()
+                pieces = memo[word] = self.wordpiece_tokenizer.tokenize(word)
+            tokens += pieces
+        return tokens
 
     def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
         """Maps tokens to ids; unknown tokens get the [UNK] (SentencePiece: <unk>) id."""

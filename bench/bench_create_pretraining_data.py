@@ -295,7 +295,7 @@ def main() -> int:
         return 0
 
     base, large, vocab = prepare_corpora(args.base_mb)
-    out = REPO / "output" / "bench"
+    out = CACHE / "out"  # not output/: that holds users' (and other jobs') runs
     out.mkdir(parents=True, exist_ok=True)
     python = sys.executable
     common = [f"--vocab_file={vocab}", f"--max_seq_length={args.max_seq_length}",

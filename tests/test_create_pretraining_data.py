@@ -313,6 +313,52 @@ def test_tfrecord_frames_equal_tf_writer(tmp_path):
     assert [f[12:-4] for f in cpd.iter_frames(frames)] == records
 
 
+def _reference_masked_crc32c(data: bytes) -> int:
+    """TFRecord's masked CRC-32C, one bit at a time (the definition, slow)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def test_masked_crc32c_matches_definition_across_batches_and_lengths(monkeypatch):
+    """Records longer than the tables so far (they grow) and batches split at the byte limit."""
+    monkeypatch.setattr(cpd, "_CRC_BATCH_BYTES", 3000)
+    rng = np.random.default_rng(7)
+    records = [rng.integers(0, 256, int(n)).astype(np.uint8).tobytes() for n in rng.integers(0, 700, 40)]
+    records += [b"", b"\x00" * 9, bytes(range(256)) * 9, b"", b"x"]  # 2304 bytes: past the first table size
+    assert cpd.masked_crc32c(records) == [_reference_masked_crc32c(r) for r in records]
+    assert cpd.masked_crc32c([]) == []
+
+
+def test_few_random_draws_match_one_array_draw():
+    """_random_indices makes up to 3 scalar draws instead of one array draw: same numbers,
+    and the stream goes on the same, so outputs do not depend on which form ran."""
+    for seed in range(50):
+        for high in (7, 11235, 21128, 2 ** 31 + 5, 2 ** 40):
+            for count in (1, 2, 3, 5):
+                scalar, array = np.random.default_rng(seed), np.random.default_rng(seed)
+                assert cpd._random_indices(scalar, high, count) == array.integers(0, high, count).tolist()
+                assert scalar.random() == array.random() and scalar.integers(0, high) == array.integers(0, high)
+
+
+def test_one_word_ngrams_choose_like_the_general_loop():
+    """_choose_words is _choose_ngrams with n = 1, without its bookkeeping."""
+    rng = np.random.default_rng(3)
+    for _ in range(2000):
+        lengths = rng.integers(1, 4, int(rng.integers(3, 60))).tolist()
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
+        ends = starts[1:] + [sum(lengths)]
+        special_words = (0, int(rng.integers(1, len(starts) - 1)), len(starts) - 1)
+        order = rng.permutation(len(starts)).tolist()
+        draws = rng.random(len(starts)).tolist()
+        budget = int(rng.integers(1, 25))
+        assert cpd._choose_words(order, starts, ends, special_words, budget) == \
+            cpd._choose_ngrams(order, draws, starts, ends, special_words, budget, (1.0,))
+
 def test_example_encoder_matches_generic_serializer():
     inst = cpd.TrainingInstance(input_ids=[101, 5, 300, 102, 20000, 102], sep_index=3, masked_lm_positions=[1, 4],
                                 masked_lm_ids=[7, 20001], sop_label=1, original_ids=[], word_starts=[],

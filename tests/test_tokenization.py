@@ -147,6 +147,61 @@ def test_known_hf_differences_from_google_bert(our_tokenizers):
     assert ours.tokenize("a" * 101) == ["[UNK]"]  # Google allows 200 characters
 
 
+
+# --------------------------------------------------------------------------- fast path = reference path
+# BasicTokenizer maps each character through a memo and splits once (`_tokenize_segment`);
+# the step-by-step functions (`_tokenize_segment_reference`) are the definition it must match.
+
+def _fast_and_reference(do_lower_case, texts):
+    """(text, fast tokens, reference tokens) for every text where the two paths differ."""
+    basic = tokenization.BasicTokenizer(do_lower_case=do_lower_case)
+    found = []
+    for text in texts:
+        fast, reference = basic._tokenize_segment(text), basic._tokenize_segment_reference(text)
+        if fast != reference:
+            found.append((text, fast, reference))
+    return found
+
+
+@pytest.mark.parametrize("do_lower_case", [True, False], ids=_case_id)
+def test_fast_path_equals_reference_on_every_code_point(do_lower_case):
+    """Each code point below U+30000 (surrogates included) alone, inside a word next to a
+    CJK character, and next to combining marks (which NFD may reorder)."""
+    found = []
+    for cp in range(0x30000):
+        c = chr(cp)
+        found += _fast_and_reference(do_lower_case, [c, f"a{c}b中{c}", f"{c}\u0301{c}e\u0316 x\u0345{c}"])
+    assert not found, found[:10]
+
+
+# Characters that exercise every rule: combining marks of different classes (NFD reorders
+# them), Hangul, final sigma, dotted capital I, full-width forms, CJK and its compatibility
+# ideographs, punctuation, controls, whitespace, private use, unassigned, Ext-E's gap.
+_MIXING_CHARS = list("aZé\u0301\u0316\u0345\u05b0\u0f71\u0f72\u1d165\u0903\u093c\u3099\u309a"
+                     "한글\u1100\u1161\u11a8ΣσςΟΔİıßﬁ\u212aＡｚ１，！中丽\uf900\U0002f800\U0002b820"
+                     ".,;!?-_$^`@#\x00\ufffd\x07\x85\u200b\u200d\ufeff \t\n\u3000\u00a0\ue000\u0378"
+                     "\U0001d165\U0001d16d\U0001d16e\u0344\u0f73\u1fee\u1fef\u0958")
+
+
+@pytest.mark.parametrize("do_lower_case", [True, False], ids=_case_id)
+def test_fast_path_equals_reference_on_random_mixtures(do_lower_case):
+    import random
+    rng = random.Random(1234)
+    texts = ["e\u0301\u0316", "e\u0316\u0301", "ΟΔΟΣ ΣΑΣ", "İSTANBUL", "ＡＢＣ１２３，！", "한국어",
+             "\u1e0b\u0323", "q\u0307\u0323", "a\U0001d165\u0301b", "\u0958\u093c"]
+    texts += ["".join(rng.choices(_MIXING_CHARS, k=rng.randint(1, 24))) for _ in range(20000)]
+    found = _fast_and_reference(do_lower_case, texts)
+    assert not found, found[:10]
+
+
+def test_fast_path_is_what_tokenize_uses():
+    """Texts the fast path cannot order (a non-Mn mark with a combining class next to others)
+    still come out as the reference path gives them, through the public method."""
+    basic = tokenization.BasicTokenizer(do_lower_case=True)
+    text = "a\U0001d165\u0316\u0301b 中文, [MASK]"
+    assert basic.tokenize(text) == basic._tokenize_segment_reference(text)
+    assert tokenization.BasicTokenizer(never_split=["[MASK]"]).tokenize("x[MASK]中") == ["x", "[MASK]", "中"]
+
 # --------------------------------------------------------------------------- vocab and ids
 
 def test_reference_vocab_loads_like_hf(vocab_file, hf_tokenizers):
