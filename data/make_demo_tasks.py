@@ -5,6 +5,10 @@
   neg.txt and pos.txt hold 18,575 / 16,548 lines but only 9,078 / 8,379 distinct ones, and 47 sentences sit in
   both files. Each file is deduplicated and sentences found in both are dropped *before* the split, so no
   sentence (and no copy of one) is in two splits and dev/test accuracy is not inflated by leaked copies.
+* ``sentiment/unlabelled.txt``: the text (no labels) of every review in the training portion of that split, also
+  the ones beyond the ``--max_examples`` cap, one sentence a line and a blank line after each review: in-domain
+  text for pretraining, as a user with a few labelled and many unlabelled reviews would have. Dev and test
+  reviews are never in it.
 * ``pairs/{train,dev,test}.txt`` (LCQMC's ``text_a \\t text_b \\t label``): "does B follow A in the same article?"
   from the People's Daily corpus: label 1 for two consecutive sentences of a document, 0 for A with a sentence
   of another document. Documents are split between train/dev/test first, so no sentence crosses splits.
@@ -17,7 +21,11 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prepare_demo_corpus import split_sentences  # noqa: E402  (data/ is a folder of scripts, not a package)
 
 
 def read_unique(path: Path) -> list[str]:
@@ -34,11 +42,15 @@ def read_unique(path: Path) -> list[str]:
 def split(items: list, rng: random.Random, caps: tuple[int | None, ...] = (None, None, None)
           ) -> tuple[list, list, list]:
     """Seeded 80/10/10 split (train, dev, test), each then cut to its cap."""
+    return tuple(part[:cap] for part, cap in zip(split_uncapped(items, rng), caps))
+
+
+def split_uncapped(items: list, rng: random.Random) -> tuple[list, list, list]:
+    """Seeded 80/10/10 split (train, dev, test)."""
     items = list(items)
     rng.shuffle(items)
     n_dev = n_test = len(items) // 10
-    parts = items[n_dev + n_test:], items[:n_dev], items[n_dev:n_dev + n_test]
-    return tuple(part[:cap] for part, cap in zip(parts, caps))
+    return items[n_dev + n_test:], items[:n_dev], items[n_dev:n_dev + n_test]
 
 
 def sentiment_task(neg_file: Path, pos_file: Path, out_dir: Path, seed: int,
@@ -48,11 +60,17 @@ def sentiment_task(neg_file: Path, pos_file: Path, out_dir: Path, seed: int,
     examples = [("neg", s) for s in neg if s not in both] + [("pos", s) for s in pos if s not in both]
     counts = {"neg_unique": len(neg), "pos_unique": len(pos), "in_both_dropped": len(both)}
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, part in zip(("train", "dev", "test"), split(examples, random.Random(seed), caps)):
+    parts = split_uncapped(examples, random.Random(seed))
+    for name, part, cap in zip(("train", "dev", "test"), parts, caps):
         with open(out_dir / f"{name}.tsv", "w", encoding="utf-8") as f:
             f.write("label\ttext\n")
-            f.writelines(f"{label}\t{text}\n" for label, text in part)
-        counts[name] = len(part)
+            f.writelines(f"{label}\t{text}\n" for label, text in part[:cap])
+        counts[name] = len(part[:cap])
+    with open(out_dir / "unlabelled.txt", "w", encoding="utf-8") as f:
+        for _, text in parts[0]:
+            f.writelines(f"{sentence}\n" for sentence in split_sentences(text) or [text])
+            f.write("\n")
+    counts["unlabelled"] = len(parts[0])
     return counts
 
 
