@@ -1,23 +1,28 @@
 # coding=utf-8
 """Benchmark: ALBERT pretraining and encoder inference, ours (TF 2 / Keras 3) against HF transformers (PyTorch).
 
-Rows (see bench/README.md, "## Pretraining and inference speed", for the FLOP model and the results):
-  * GEMM ceiling: a 2048x2048 fp32 matmul, tf.linalg.matmul and torch.mm (and bf16 for the bf16 rows);
-  * tiny train, seq 128, fp32: ours (training.Trainer + run_pretraining.pretraining_task, LAMB) eager tf.function
-    and use_xla=True, against HF AlbertForPreTraining + torch.optim.AdamW;
-  * base train, seq 128, fp32: the same;
-  * base encoder inference, batch 32, seq 128: our AlbertModel in a tf.function (and XLA) against HF AlbertModel
-    under torch.inference_mode;
-  * bf16: ours under mixed_bfloat16 (no XLA) against ours fp32 and HF under torch.autocast(bfloat16), plus the
-    loss curve of ours bf16 against ours fp32 (and a second fp32 seed as the noise reference).
+Rows (bench/README.md, "## Pretraining and inference speed", has the FLOP model and the results):
+  * GEMM ceiling: a 2048x2048 matmul, tf.linalg.matmul and torch.mm, fp32 and bf16;
+  * tiny train, seq 128, fp32: ours (training.Trainer._train_loop + run_pretraining.pretraining_task, LAMB) as a
+    tf.function and with use_xla=True, against HF AlbertForPreTraining + torch.optim.AdamW;
+  * base train, seq 128, fp32: the same (XLA with --xla all);
+  * base encoder inference, batch 32, seq 128: our AlbertModel in a tf.function against HF AlbertModel under
+    torch.inference_mode;
+  * bf16 (tiny): ours under mixed_bfloat16 (no XLA) against ours fp32 and HF under torch.autocast(bfloat16);
+  * --curve: loss curves of ours bf16 and fp32 (and fp32 with another init seed, the noise reference).
 
-Method: each framework runs in its own worker process (so their thread pools never compete), the parent drives
-them in turn: ours, HF, ours, HF ... for several repetitions after a warmup that excludes compilation, and
-reports medians and ours/HF ratios measured in the same run. Both frameworks get the same thread count
-(torch.set_num_threads(N); TF intra-op N, inter-op N).
+Method: each framework runs in its own worker process (their thread pools never compete); the parent drives them
+in rounds: each of our variants, HF, and one 2048² fp32 matmul per framework, repeated (5 rounds, at least 3 when a
+group's time budget runs out), after a warmup step that takes compilation out. seq/s is the median over rounds;
+ours/HF is the median over rounds of the ratio within a round (neighbours in time share the machine's load);
+MFU divides model FLOP/s by the faster framework's matmul rate from the same rounds. Both frameworks get the same
+threads (--threads, default all cores: torch.set_num_threads(N), TF intra-op and inter-op N). Our main worker runs
+with TF_ENABLE_ONEDNN_OPTS=1; a second one with TF's default environment is timed too where that differs.
 
-Run: .venv/bin/python bench/bench_pretraining.py [--quick]   (full: <= ~10 min on 2 cores; --quick: ~3 min).
-Prints a markdown table for bench/README.md, and writes the raw numbers to .cache/bench/pretraining.json.
+Run: .venv/bin/python bench/bench_pretraining.py   (about 8 min on 2 idle cores, more under load)
+     .venv/bin/python bench/bench_pretraining.py --quick   (smoke run, smaller batches, ~3.5 min)
+     .venv/bin/python bench/bench_pretraining.py --only curve --curve   (bf16 loss curve, ~3.5 min)
+Prints a markdown table for bench/README.md; raw numbers go to .cache/bench_pretraining/pretraining*.json.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "bench_pretraining"  # own folder: other benches clean theirs
 MARK = "@@BENCH "
+GEMM_N = 2048
 CONFIGS = {"tiny": "albert_config/albert_config_tiny.json", "base": "albert_config/albert_config_base.json"}
 
 
@@ -434,6 +440,9 @@ def interleave(variants: list[tuple[str, Worker, str]], reps: int, steps: dict[s
         if budget_s is not None and r >= min_reps and time.time() - t0 > budget_s:
             break
         for label, worker, case in variants:
+            if case.startswith("gemm:"):  # the GEMM ceiling, sampled in the same rounds (same load)
+                out[label].append(worker("gemm", n=GEMM_N, dtype=case[5:], reps=1)[0])
+                continue
             res = worker("run", name=case, steps=steps[label])
             out[label].append(res["seconds"] / steps[label])
     return out
@@ -548,7 +557,7 @@ def main() -> None:
         print("  " + json.dumps(row), flush=True)
 
     # ---------------------------------------------------------------------------------------- GEMM ceiling
-    n = 2048
+    n = GEMM_N
     ceiling: dict = {}
     print(f"GEMM (load {load()})", flush=True)
     for dtype in ("float32", "bfloat16"):
@@ -577,6 +586,30 @@ def main() -> None:
     results["ceiling"] = {"float32": fp32_ceiling, "bfloat16": bf16_ceiling}
 
     cfgs = {m: json.loads((REPO / p).read_text()) for m, p in CONFIGS.items()}
+
+    def gemm_variants(precision: str) -> list[tuple[str, Worker, str]]:
+        """One GEMM sample per round and framework, in the fp32 rows' dtype (and bf16 for the bf16 rows)."""
+        out = [(f"gemm float32 {k}", w, "gemm:float32") for k, w in (("tf", tfw["on"]), ("torch", th))]
+        if precision == "bf16":
+            out.append(("gemm bfloat16 tf", tfw["on"], "gemm:bfloat16"))
+            if not torch_bf16_slow:
+                out.append(("gemm bfloat16 torch", th, "gemm:bfloat16"))
+        return out
+
+    def record_ceiling(group: str, times: dict) -> dict:
+        """The group's GEMM ceiling: the faster framework's median 2048² matmul rate over the group's rounds."""
+        rates = {k: 2 * GEMM_N ** 3 / median(v) for k, v in list(times.items()) if k.startswith("gemm ")}
+        for k in [k for k in times if k.startswith("gemm ")]:
+            times.pop(k)
+        out = {"float32": max(v for k, v in rates.items() if "float32" in k),
+               "bfloat16": max([v for k, v in rates.items() if "bfloat16" in k] or [bf16_ceiling])}
+        results.setdefault("group_ceiling", {})[group] = {"rates": rates, **out}
+        names = {"tf": "tf.linalg.matmul (ours)", "torch": "torch.mm"}
+        for k, v in rates.items():
+            _, dtype, fw = k.split()
+            add({"group": group, "row": f"{group}: GEMM {GEMM_N}² {dtype}, same rounds", "variant": names[fw],
+                 "gflops": v / 1e9})
+        return out
 
     def steps_for(seconds_per_step: float) -> int:
         """Steps per timed sample: about 3 s (quick) or 6 s of work, at least 1."""
@@ -607,19 +640,21 @@ def main() -> None:
               f"{r['attn_implementation']}", flush=True)
         hf = (lbl, th, group, hf_batch)
         steps[lbl] = steps_for(guess * 2 * hf_batch / batch) if hf_batch == batch else 1
-        together = [v[:3] for v in variants] + ([hf[:3]] if hf_reps == reps else [])
+        together = [v[:3] for v in variants] + ([hf[:3]] if hf_reps == reps else []) + gemm_variants(hf_precision)
         times = interleave(together, reps, steps, budget)
         if hf_reps != reps:
             times.update(interleave([hf[:3]], hf_reps, steps))
+        group_ceiling = record_ceiling(group, times)
         hf_rate = hf_batch / median(times[hf[0]])
         fp32_label = next((v[0] for v in variants if "bf16" not in v[0]), None) if hf_precision == "bf16" else None
         for lbl, _, _, b in variants + [hf]:
             rate = b / median(times[lbl])
+            ceil = group_ceiling["bfloat16" if "bf16" in lbl else "float32"]
             bf16 = "bf16" in lbl
             row = {"group": group, "row": f"{model} train b{batch} s{seq} P{preds}" + (" bf16" if hf_precision ==
                                                                                      "bf16" else " fp32"),
                    "variant": lbl, "seq_per_s": rate, "ratio_vs_hf": rate / hf_rate, "ratio_of_medians": rate / hf_rate,
-                   "mfu": flops * rate / (bf16_ceiling if bf16 else fp32_ceiling), "mfu_of": "bf16" if bf16 else "fp32",
+                   "mfu": flops * rate / ceil, "mfu_of": "bf16" if bf16 else "fp32",
                    "samples": len(times[lbl]), "steps_per_sample": steps[lbl]}
             if len(times[lbl]) == len(times[hf[0]]) and lbl != hf[0]:
                 row["per_rep_ratio"] = [r * b / hf_batch for r in paired(times[hf[0]], times[lbl])]
@@ -661,12 +696,14 @@ def main() -> None:
         hf = "HF AlbertModel, inference_mode"
         print(f"  setup {hf}: 1 batch {r['compile_s']:.1f}s, attention {r['attn_implementation']}", flush=True)
         variants.append((hf, th, "infer"))
-        times = interleave(variants, reps, {v[0]: 1 for v in variants}, scale * 120)
-        for lbl, ts in times.items():
+        times = interleave(variants + gemm_variants("fp32"), reps, {v[0]: 1 for v in variants}, scale * 120)
+        infer_ceiling = record_ceiling("infer", times)["float32"]
+        for lbl, _, _ in variants:
+            ts = times[lbl]
             row = {"group": "infer", "row": f"base inference b{batch} s{seq} fp32", "variant": lbl,
                    "seq_per_s": batch / median(ts), "ratio_vs_hf": median(times[hf]) / median(ts),
                    "ratio_of_medians": median(times[hf]) / median(ts),
-                   "mfu": flops * batch / median(ts) / fp32_ceiling, "mfu_of": "fp32", "samples": len(ts)}
+                   "mfu": flops * batch / median(ts) / infer_ceiling, "mfu_of": "fp32", "samples": len(ts)}
             if lbl != hf:
                 row["per_rep_ratio"] = paired(times[hf], ts)
                 row["ratio_vs_hf"] = median(row["per_rep_ratio"])
