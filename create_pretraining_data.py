@@ -269,31 +269,12 @@ class Document:
         return len(self.bounds) - 1
 
 
-class _TokenMemo(dict):
-    """token -> `function(token)`, computed once per distinct token (`map(memo.__getitem__, ...)`
-    then runs in C: sentences are re-read token by token, and tokens repeat all the time).
-    Tokens are vocab entries, so the memo stays as small as the vocab."""
-
-    def __init__(self, function: Callable[[str], Any]):
-        super().__init__()
-        self.function = function
-
-    def __missing__(self, token: str) -> Any:
-        value = self[token] = self.function(token)
-        return value
-
-
 # Whether a token is one CJK character (the BERT tokenizer splits those alone).
-_IS_HAN = _TokenMemo(lambda token: len(token) == 1 and tokenization.is_chinese_char(token))
+_IS_HAN = tokenization.Memo(lambda token: len(token) == 1 and tokenization.is_chinese_char(token))
 # The character jieba sees for a token: the CJK character itself, or a space.
-_JIEBA_CHAR = _TokenMemo(lambda token: token if _IS_HAN[token] else " ")
+_JIEBA_CHAR = tokenization.Memo(lambda token: token if _IS_HAN[token] else " ")
 # Whether a token can start a word (a "##" piece continues the word before it).
-_CAN_START = _TokenMemo(lambda token: not token.startswith("##"))
-
-
-def _is_han_token(token: str) -> bool:
-    """Whether a token is one CJK character (the BERT tokenizer splits those alone)."""
-    return _IS_HAN[token]
+_CAN_START = tokenization.Memo(lambda token: not token.startswith("##"))
 
 
 def chinese_word_starts(tokens: Sequence[str], cut: Callable[[str], list[str]] | None) -> list[bool]:
@@ -365,7 +346,7 @@ class SentenceEncoder:
         labels = ids
         if self.seed_wwm_labels:
             vocab = self.tokenizer.vocab
-            labels = [vocab.get("##" + t, i) if not start and _is_han_token(t) else i
+            labels = [vocab.get("##" + t, i) if not start and _IS_HAN[t] else i
                       for t, i, start in zip(tokens, ids, starts)]
         return Sentence(ids, starts, labels)
 

@@ -34,7 +34,7 @@ import logging
 import re
 import unicodedata
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -345,20 +345,22 @@ def _normalise_char(char: str, do_lower_case: bool) -> str:
     return f" {text} " if is_chinese_char(char) else text
 
 
-class _CharMemo(dict):
-    """Code point -> `_normalise_char` text, filled on first use (`str.translate` calls `__missing__`)."""
+class Memo(dict):
+    """key -> ``function(key)``, computed on first use. Lookups stay in C where the caller's loop is in C:
+    ``str.translate`` (keys are code points) and ``map(memo.__getitem__, ...)`` call ``__missing__`` only for
+    keys not seen before."""
 
-    def __init__(self, do_lower_case: bool):
+    def __init__(self, function: Callable[[Any], Any]):
         super().__init__()
-        self.do_lower_case = do_lower_case
+        self.function = function
 
-    def __missing__(self, code_point: int) -> str:
-        text = self[code_point] = _normalise_char(chr(code_point), self.do_lower_case)
-        return text
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.function(key)
+        return value
 
 
-# Shared by all tokenizers: at most one entry per code point ever seen.
-_CHAR_MEMOS = {False: _CharMemo(False), True: _CharMemo(True)}
+_CHAR_MEMOS = {lower: Memo(lambda code_point, lower=lower: _normalise_char(chr(code_point), lower))
+               for lower in (False, True)}
 
 
 # --------------------------------------------------------------------------- tokenizers
