@@ -7,7 +7,7 @@
 #   4. pretrain albert_tiny (MLM + SOP) for a few hundred steps
 #   5. fine-tune on review sentiment from the pretrained weights and from random init, and on an LCQMC-format
 #      sentence-pair task; print the dev accuracies.
-# Knobs (environment): OUT, PRETRAIN_STEPS (300), FINETUNE_EPOCHS (2), FINETUNE_LR (3e-5), MAX_SEQ_LENGTH (64),
+# Knobs (environment): OUT, PRETRAIN_STEPS (300), FINETUNE_EPOCHS (2), FINETUNE_LR (1e-4), MAX_SEQ_LENGTH (64),
 # MAX_EXAMPLES (train,dev,test of the sentiment task: 4000,1000,1000; the pair task gets half).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,7 +17,7 @@ set -euo pipefail
 OUT=${OUT:-output/demo}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-300}
 FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-2}
-FINETUNE_LR=${FINETUNE_LR:-3e-5}
+FINETUNE_LR=${FINETUNE_LR:-1e-4}
 SEQ=${MAX_SEQ_LENGTH:-64}
 MAX_EXAMPLES=${MAX_EXAMPLES:-4000,1000,1000}
 DEMO_DATA=.cache/demo
@@ -32,16 +32,15 @@ stage "2/6 vocab from the corpus and the unlabelled training reviews"
 PRETRAIN_TEXT="$DEMO_DATA/people_daily_199801.txt,$OUT/tasks/sentiment/unlabelled.txt"
 python data/build_vocab.py --input_file "$PRETRAIN_TEXT" \
   --output_file "$OUT/vocab.txt"
-# albert_tiny with the demo vocab's size, pre-LN (the seed's other ln_type): both stay near the unigram plateau
-# (MLM loss ~6.5) for the few hundred steps a demo can afford on 2 cores; pre-LN leaves it sooner (bench/README.md).
+# albert_tiny, Google family (post-LN, the layout of Google's checkpoints and of HF's AlbertModel), with the demo
+# vocab's size.
 python - "$OUT" <<'EOF'
 import json, sys
 out = sys.argv[1]
-config = json.load(open("albert_config/albert_config_tiny.json"))
+config = json.load(open("albert_config/albert_config_tiny_google.json"))
 config["vocab_size"] = sum(1 for _ in open(f"{out}/vocab.txt", encoding="utf-8"))
-config["ln_type"] = "preln"
 json.dump(config, open(f"{out}/albert_config_tiny_demo.json", "w"), indent=2)
-print(f"albert_tiny (pre-LN), vocab_size {config['vocab_size']}")
+print(f"albert_tiny (Google family), vocab_size {config['vocab_size']}")
 EOF
 
 stage "3/6 pretraining data (whole-word masking, n-grams up to 3, SOP)"
@@ -55,17 +54,17 @@ python run_pretraining.py --bert_config_file="$OUT/albert_config_tiny_demo.json"
   --input_file="$OUT/pretrain_data/train-*.tfrecord" --output_dir="$OUT/pretrained" \
   --do_train=true --do_eval=true --max_eval_steps=20 --train_batch_size=32 --max_seq_length="$SEQ" \
   --max_predictions_per_seq=10 --num_train_steps="$PRETRAIN_STEPS" --num_warmup_steps=$((PRETRAIN_STEPS / 10)) \
-  --learning_rate=1e-3 --optimizer=adamw --iterations_per_loop=50 --save_checkpoints_steps="$PRETRAIN_STEPS"
+  --learning_rate=1e-3 --optimizer=adamw --bias_correction=true --iterations_per_loop=50 \
+  --save_checkpoints_steps="$PRETRAIN_STEPS"
 
-# Fine-tuning LR: the seed's AdamW has no bias correction, so its first updates are several times the nominal LR
-# (m/sqrt(v) ~ 3-6 over the first tens of steps); from random init or a briefly pretrained tiny model, 1e-4 and
-# up leave the classifier on the class prior, a few 1e-5 learn.
+# AdamW with bias correction (torch/HF semantics) for both stages: the seed's AdamW has none, so its first updates
+# are 3-6x the LR, and a model that is not well pretrained is pushed onto the class prior (bench/README.md).
 finetune() {  # name task data_dir init_checkpoint
   python run_classifier.py --task_name="$2" --data_dir="$3" --vocab_file="$OUT/vocab.txt" \
     --bert_config_file="$OUT/albert_config_tiny_demo.json" ${4:+--init_checkpoint="$4"} \
     --output_dir="$OUT/finetune_$1" --do_train=true --do_eval=true --do_predict=true \
     --max_seq_length="$SEQ" --train_batch_size=32 --eval_batch_size=64 --learning_rate="$FINETUNE_LR" \
-    --num_train_epochs="$FINETUNE_EPOCHS" --warmup_proportion=0.1 --save_checkpoints_steps=125 \
+    --bias_correction=true --num_train_epochs="$FINETUNE_EPOCHS" --warmup_proportion=0.1 --save_checkpoints_steps=125 \
     --iterations_per_loop=50
 }
 stage "5/6 fine-tune on review sentiment: pretrained, then random init"

@@ -22,8 +22,11 @@ only to its longest text.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Sequence
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # before TF is imported; why: training.py
 
 import numpy as np
 from absl import app, flags

@@ -5,7 +5,7 @@ clipped to global norm ``clip_norm``, as TF1 ``tf.clip_by_global_norm`` did)::
 
     m = beta_1 * m + (1 - beta_1) * g
     v = beta_2 * v + (1 - beta_2) * g**2
-    u = m / (sqrt(v) + epsilon)                # no bias correction
+    u = m / (sqrt(v) + epsilon)                # the seed: no bias correction (see `bias_correction`)
     u = u + weight_decay_rate * w              # only if w is not excluded from weight decay
     r = ||w|| / ||u||                          # whole-tensor L2 norms; 1 if either norm is 0 (LAMB only)
     w = w - learning_rate * r * u
@@ -15,6 +15,13 @@ keeps the numbers of brightmart's ``LAMBOptimizer``. Google's ALBERT adds ``excl
 (r = 1 for matching variables; when not given, Google falls back to the weight-decay exclusions). Here
 ``None`` means no exclusion, the seed's trust ratio on every variable; pass the weight-decay list to get
 Google's behaviour.
+
+``bias_correction=True`` (off in the seed, in BERT and in Google's ALBERT) divides ``m`` by ``1 - beta_1**t`` and
+``v`` by ``1 - beta_2**t`` at step ``t`` (1 for the first update) as Adam, ``torch.optim.AdamW`` and HF
+fine-tuning do. Without it the first updates are several times ``learning_rate``: after one step
+``|m / sqrt(v)|`` is ``(1 - beta_1) / sqrt(1 - beta_2) ~ 3.2`` per coordinate, and it stays above 1 for tens of
+steps. LAMB's trust ratio or a long warmup absorbs that; a small model fine-tuned at 1e-4 from a weak start is
+pushed onto the class prior by it.
 
 Which variables are excluded: each pattern is a regular expression searched (``re.search``) in the variable's
 Keras 3 *path*, e.g. ``albert/encoder/attention/layer_norm/gamma``. Keras 3's ``variable.name`` is only the
@@ -30,6 +37,7 @@ and are also tracked under those names, so a ``tf.train.Checkpoint(optimizer=...
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 
@@ -60,6 +68,13 @@ def trust_ratio(w: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
     return tf.where(both_positive, tf.math.divide_no_nan(w_norm, u_norm), 1.0)
 
 
+def one_minus_power(beta: float, t: tf.Tensor) -> tf.Tensor:
+    """1 - beta**t, as -expm1(t log beta): float32 ``1 - pow`` loses ~4 digits for beta = 0.999."""
+    if beta <= 0.0:
+        return tf.ones_like(t)
+    return -tf.math.expm1(t * math.log(beta))
+
+
 class DecoupledMomentsOptimizer(keras.optimizers.Optimizer):
     """Shared base of `LAMB` and `optimization.AdamWeightDecay`: m/v slots, exclusions, clipping, update.
 
@@ -83,6 +98,7 @@ class DecoupledMomentsOptimizer(keras.optimizers.Optimizer):
         epsilon: float = 1e-6,
         exclude_from_weight_decay: Sequence[str] | None = DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
         clip_norm: float | None = None,
+        bias_correction: bool = False,
         name: str | None = None,
         **kwargs,
     ):
@@ -94,6 +110,7 @@ class DecoupledMomentsOptimizer(keras.optimizers.Optimizer):
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
         self.clip_norm = float(clip_norm) if clip_norm else None
+        self.bias_correction = bool(bias_correction)
         # Not `self.exclude_from_weight_decay`: that is a method of the Keras base class.
         self.weight_decay_exclusions = tuple(exclude_from_weight_decay or ())
         self.layer_adaptation_exclusions: tuple[str, ...] = ()
@@ -137,7 +154,12 @@ class DecoupledMomentsOptimizer(keras.optimizers.Optimizer):
         w = tf.cast(variable, tf.float32)
         next_m = self.beta_1 * tf.cast(m, tf.float32) + (1.0 - self.beta_1) * g
         next_v = self.beta_2 * tf.cast(v, tf.float32) + (1.0 - self.beta_2) * tf.square(g)
-        update = next_m / (tf.sqrt(next_v) + self.epsilon)
+        m_hat, v_hat = next_m, next_v
+        if self.bias_correction:
+            t = tf.cast(self.iterations + 1, tf.float32)
+            m_hat = next_m / one_minus_power(self.beta_1, t)
+            v_hat = next_v / one_minus_power(self.beta_2, t)
+        update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
         if self._decay_flags[i]:
             update += self.weight_decay_rate * w
         step = tf.cast(learning_rate, tf.float32) * update
@@ -157,6 +179,7 @@ class DecoupledMomentsOptimizer(keras.optimizers.Optimizer):
             epsilon=self.epsilon,
             exclude_from_weight_decay=list(self.weight_decay_exclusions),
             clip_norm=self.clip_norm,
+            bias_correction=self.bias_correction,
         )
         return config
 

@@ -21,10 +21,12 @@ from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
+from absl import flags
 
 from lamb_optimizer import DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY, LAMB, DecoupledMomentsOptimizer
 
-__all__ = ["DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY", "LAMB", "AdamWeightDecay", "WarmupPolynomialDecay", "create_optimizer"]
+__all__ = ["DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY", "LAMB", "AdamWeightDecay", "WarmupPolynomialDecay", "create_optimizer",
+           "define_flags"]
 
 
 @keras.saving.register_keras_serializable(package="albert_zh")
@@ -77,6 +79,7 @@ def create_optimizer(
     beta_2: float = 0.999,
     epsilon: float = 1e-6,
     clip_norm: float | None = 1.0,
+    bias_correction: bool = False,
     poly_power: float = 1.0,
     start_warmup_step: int = 0,
     weight_decay_exclusions: Sequence[str] | None = DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
@@ -89,10 +92,12 @@ def create_optimizer(
     layer_adaptation_exclusions: LAMB only; ``None`` keeps the seed's trust ratio on every variable, pass
       ``weight_decay_exclusions`` to reproduce Google's ALBERT default.
     clip_norm: global-norm clip of the gradient list before the update (1.0 in TF1 BERT); ``None``: off.
+    bias_correction: Adam's bias correction of the moments (off in TF1 BERT/ALBERT; see `lamb_optimizer`).
     """
     schedule = WarmupPolynomialDecay(init_lr, num_train_steps, num_warmup_steps, poly_power, start_warmup_step)
     common = dict(learning_rate=schedule, weight_decay_rate=weight_decay_rate, beta_1=beta_1, beta_2=beta_2,
-                  epsilon=epsilon, exclude_from_weight_decay=weight_decay_exclusions, clip_norm=clip_norm, name=name)
+                  epsilon=epsilon, exclude_from_weight_decay=weight_decay_exclusions, clip_norm=clip_norm,
+                  bias_correction=bias_correction, name=name)
     if optimizer == "lamb":
         return LAMB(exclude_from_layer_adaptation=layer_adaptation_exclusions, **common)
     if optimizer == "adamw":
@@ -100,3 +105,13 @@ def create_optimizer(
             raise ValueError("layer_adaptation_exclusions only applies to optimizer='lamb'")
         return AdamWeightDecay(**common)
     raise ValueError(f"optimizer must be 'lamb' or 'adamw', got {optimizer!r}")
+
+
+def define_flags(default_optimizer: str) -> None:
+    """The optimizer flags run_pretraining.py (LAMB by default) and run_classifier.py (AdamW) share."""
+    flags.DEFINE_enum("optimizer", default_optimizer, ["lamb", "adamw"], "LAMB (the seed's for pretraining) or "
+                      "BERT's AdamW (the seed's for fine-tuning).")
+    flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
+    flags.DEFINE_bool("bias_correction", False, "Adam's bias correction of the moments (torch AdamW / HF style). "
+                      "Off in the seed; without it the first updates are several times the LR, which small "
+                      "models fine-tuned at 1e-4 and up from a weak start do not survive.")

@@ -32,6 +32,8 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # before TF is imported; why: training.py
+
 import numpy as np
 from absl import app, flags
 
@@ -62,8 +64,7 @@ flags.DEFINE_integer("predict_batch_size", 8, "Predict batch (the last batch may
 flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.")
 flags.DEFINE_float("num_train_epochs", 3.0, "Epochs over the train file.")
 flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the training steps with linear warmup.")
-flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "BERT's AdamW (the seed's for fine-tuning) or LAMB.")
-flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
+optimization.define_flags("adamw")
 flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled output before the classifier.")
 flags.DEFINE_float("hidden_dropout_prob", None, "Overrides the config's hidden_dropout_prob (default: config's).")
 flags.DEFINE_float("attention_probs_dropout_prob", None, "Overrides the config's attention_probs_dropout_prob.")
@@ -342,7 +343,8 @@ def main(_) -> None:
 
     def make_optimizer():
         return optimization.create_optimizer(FLAGS.learning_rate, num_steps, warmup, optimizer=FLAGS.optimizer,
-                                             weight_decay_rate=FLAGS.weight_decay_rate)
+                                             weight_decay_rate=FLAGS.weight_decay_rate,
+                                             bias_correction=FLAGS.bias_correction)
 
     task = classification_task(config, len(labels), FLAGS.classifier_dropout)
     trainer = FineTuningTrainer(strategy, task, make_optimizer,

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # before TF is imported; why: training.py
+
 import tensorflow as tf
 from absl import app, flags
 
@@ -41,8 +43,7 @@ flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.")
 flags.DEFINE_integer("num_train_steps", 100000, "Optimizer steps.")
 flags.DEFINE_integer("num_warmup_steps", 10000, "Linear warmup steps.")
 flags.DEFINE_integer("max_eval_steps", 100, "Eval batches at most.")
-flags.DEFINE_enum("optimizer", "lamb", ["lamb", "adamw"], "LAMB (the seed's) or BERT's AdamW.")
-flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
+optimization.define_flags("lamb")
 flags.DEFINE_float("poly_power", 1.0, "Power of the polynomial decay (1 = linear, the seed's).")
 flags.DEFINE_integer("start_warmup_step", 0, "Google's option: warmup counts from this step.")
 training.define_flags()
@@ -108,6 +109,7 @@ def main(_) -> None:
     def make_optimizer():
         return optimization.create_optimizer(FLAGS.learning_rate, FLAGS.num_train_steps, FLAGS.num_warmup_steps,
                                              optimizer=FLAGS.optimizer, weight_decay_rate=FLAGS.weight_decay_rate,
+                                             bias_correction=FLAGS.bias_correction,
                                              poly_power=FLAGS.poly_power, start_warmup_step=FLAGS.start_warmup_step)
 
     trainer = training.Trainer(strategy, task, make_optimizer,

@@ -69,13 +69,15 @@ def gradient_steps(seed: int = 1) -> list[list[np.ndarray]]:
     return steps
 
 
-def numpy_reference(weights, grad_steps, lrs, decayed, adapted, wd=0.01, b1=0.9, b2=0.999, eps=1e-3, clip=1.0):
-    """The seed's update written out (float64): clip by global norm, m/v without bias correction,
-    decay inside the update, whole-tensor trust ratio (1 when a norm is 0), w -= lr * r * u."""
+def numpy_reference(weights, grad_steps, lrs, decayed, adapted, wd=0.01, b1=0.9, b2=0.999, eps=1e-3, clip=1.0,
+                    bias_correction=False):
+    """The seed's update written out (float64): clip by global norm, m/v without bias correction (with it
+    when asked: Adam's m / (1 - b1^t), v / (1 - b2^t)), decay inside the update, whole-tensor trust ratio
+    (1 when a norm is 0), w -= lr * r * u."""
     w = [np.asarray(x, np.float64) for x in weights]
     m = [np.zeros_like(x) for x in w]
     v = [np.zeros_like(x) for x in w]
-    for grads, lr in zip(grad_steps, lrs):
+    for t, (grads, lr) in enumerate(zip(grad_steps, lrs), start=1):
         g = [np.asarray(x, np.float64) for x in grads]
         if clip is not None:
             norm = np.sqrt(sum(np.sum(x ** 2) for x in g))
@@ -83,7 +85,8 @@ def numpy_reference(weights, grad_steps, lrs, decayed, adapted, wd=0.01, b1=0.9,
         for i, path in enumerate(PATHS):
             m[i] = b1 * m[i] + (1 - b1) * g[i]
             v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
-            u = m[i] / (np.sqrt(v[i]) + eps)
+            m_hat, v_hat = (m[i] / (1 - b1 ** t), v[i] / (1 - b2 ** t)) if bias_correction else (m[i], v[i])
+            u = m_hat / (np.sqrt(v_hat) + eps)
             if path in decayed:
                 u = u + wd * w[i]
             ratio = 1.0
@@ -107,6 +110,8 @@ CASES = {
     "lamb_path_pattern": (dict(optimizer="lamb", weight_decay_exclusions=[r"^albert/dense/"]),
                           set(PATHS) - {KERNEL, BIAS}, set(PATHS)),
     "adamw": (dict(optimizer="adamw"), KERNELS, set()),
+    "adamw_bias_correction": (dict(optimizer="adamw", bias_correction=True), KERNELS, set()),
+    "lamb_bias_correction": (dict(optimizer="lamb", bias_correction=True), KERNELS, set(PATHS)),
 }
 
 
@@ -118,19 +123,22 @@ def make_optimizer(case: str, **overrides):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_update_equals_numpy_reference(case):
-    _, decayed, adapted = CASES[case]
+    kwargs, decayed, adapted = CASES[case]
+    corrected = kwargs.get("bias_correction", False)
     model, variables = tiny_model()
     initial = [v.numpy() for v in variables]
     opt = make_optimizer(case)
     steps = gradient_steps()
     for grads in steps:
         opt.apply_gradients(zip([tf.constant(g) for g in grads], variables))
-    expected = numpy_reference(initial, steps, LRS, decayed, adapted)
+    expected = numpy_reference(initial, steps, LRS, decayed, adapted, bias_correction=corrected)
     for path, var, want in zip(PATHS, variables, expected):
         np.testing.assert_allclose(var.numpy(), want, rtol=RTOL, atol=ATOL, err_msg=path)
-    # The reference itself must be sensitive to clipping and to the decay/trust-ratio choices being tested.
-    unclipped = numpy_reference(initial, steps, LRS, decayed, adapted, clip=None)
-    assert max(np.abs(a - b).max() for a, b in zip(expected, unclipped)) > 1e-3
+    # The reference itself must be sensitive to clipping, to bias correction and to the decay/trust-ratio
+    # choices being tested.
+    for changed in (dict(clip=None), dict(bias_correction=not corrected)):
+        other = numpy_reference(initial, steps, LRS, decayed, adapted, **{"bias_correction": corrected, **changed})
+        assert max(np.abs(a - b).max() for a, b in zip(expected, other)) > 1e-3, changed
 
 
 @pytest.mark.parametrize(
@@ -163,8 +171,9 @@ def test_optimizer_follows_schedule_and_round_trips_config():
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
     assert type(clone) is LAMB and clone.get_config() == opt.get_config()
     assert clone.get_config()["exclude_from_layer_adaptation"] == ["bias"]
-    adamw = optimization.create_optimizer(1e-3, 10, 1, optimizer="adamw", clip_norm=None)
-    assert type(keras.optimizers.deserialize(keras.optimizers.serialize(adamw))) is optimization.AdamWeightDecay
+    adamw = optimization.create_optimizer(1e-3, 10, 1, optimizer="adamw", clip_norm=None, bias_correction=True)
+    adamw_clone = keras.optimizers.deserialize(keras.optimizers.serialize(adamw))
+    assert type(adamw_clone) is optimization.AdamWeightDecay and adamw_clone.bias_correction
     with pytest.raises(ValueError):
         optimization.create_optimizer(1e-3, 10, 1, optimizer="sgd")
     with pytest.raises(ValueError):
