@@ -112,6 +112,8 @@ def define_flags(default_optimizer: str) -> None:
     flags.DEFINE_enum("optimizer", default_optimizer, ["lamb", "adamw"], "LAMB (the seed's for pretraining) or "
                       "BERT's AdamW (the seed's for fine-tuning).")
     flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
+    flags.DEFINE_float("adam_epsilon", 1e-6, "epsilon of the moments' update m / (sqrt(v) + epsilon) (the seed's "
+                       "1e-6; torch/HF use 1e-8, which lets parameters with tiny gradients still move).")
     flags.DEFINE_bool("bias_correction", False, "Adam's bias correction of the moments (torch AdamW / HF style). "
                       "Off in the seed; without it the first updates are several times the LR, which small "
                       "models fine-tuned at 1e-4 and up from a weak start do not survive.")

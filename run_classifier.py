@@ -344,7 +344,7 @@ def main(_) -> None:
     def make_optimizer():
         return optimization.create_optimizer(FLAGS.learning_rate, num_steps, warmup, optimizer=FLAGS.optimizer,
                                              weight_decay_rate=FLAGS.weight_decay_rate,
-                                             bias_correction=FLAGS.bias_correction)
+                                             bias_correction=FLAGS.bias_correction, epsilon=FLAGS.adam_epsilon)
 
     task = classification_task(config, len(labels), FLAGS.classifier_dropout)
     trainer = FineTuningTrainer(strategy, task, make_optimizer,
