@@ -332,13 +332,9 @@ class SentenceEncoder:
             jieba.initialize()
             self._cut = jieba.lcut
 
-    def tokenize(self, text: str) -> list[str]:
-        """Same tokens as tokenizer.tokenize(text) (FullTokenizer memoizes WordPiece per word)."""
-        return self.tokenizer.tokenize(text)
-
     def encode(self, text: str) -> Sentence | None:
         """Tokenizes one line; None if it has no tokens."""
-        tokens = self.tokenize(text)
+        tokens = self.tokenizer.tokenize(text)  # FullTokenizer memoizes WordPiece per word
         if not tokens:
             return None
         ids = self.tokenizer.convert_tokens_to_ids(tokens)
