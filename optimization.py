@@ -26,7 +26,7 @@ from absl import flags
 from lamb_optimizer import DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY, LAMB, DecoupledMomentsOptimizer
 
 __all__ = ["DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY", "LAMB", "AdamWeightDecay", "WarmupPolynomialDecay", "create_optimizer",
-           "define_flags"]
+           "define_flags", "flag_kwargs"]
 
 
 @keras.saving.register_keras_serializable(package="albert_zh")
@@ -107,13 +107,21 @@ def create_optimizer(
     raise ValueError(f"optimizer must be 'lamb' or 'adamw', got {optimizer!r}")
 
 
-def define_flags(default_optimizer: str) -> None:
+def define_flags(default_optimizer: str, flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """The optimizer flags run_pretraining.py (LAMB by default) and run_classifier.py (AdamW) share."""
     flags.DEFINE_enum("optimizer", default_optimizer, ["lamb", "adamw"], "LAMB (the seed's for pretraining) or "
-                      "BERT's AdamW (the seed's for fine-tuning).")
-    flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
+                      "BERT's AdamW (the seed's for fine-tuning).", flag_values=flag_values)
+    flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).",
+                       flag_values=flag_values)
     flags.DEFINE_float("adam_epsilon", 1e-6, "epsilon of the moments' update m / (sqrt(v) + epsilon) (the seed's "
-                       "1e-6; torch/HF use 1e-8, which lets parameters with tiny gradients still move).")
+                       "1e-6; torch/HF use 1e-8, which lets parameters with tiny gradients still move).",
+                       flag_values=flag_values)
     flags.DEFINE_bool("bias_correction", False, "Adam's bias correction of the moments (torch AdamW / HF style). "
                       "Off in the seed; without it the first updates are several times the LR, which small "
-                      "models fine-tuned at 1e-4 and up from a weak start do not survive.")
+                      "models fine-tuned at 1e-4 and up from a weak start do not survive.", flag_values=flag_values)
+
+
+def flag_kwargs(flag_values: flags.FlagValues) -> dict:
+    """`create_optimizer` keyword arguments from the flags `define_flags` defined."""
+    return dict(optimizer=flag_values.optimizer, weight_decay_rate=flag_values.weight_decay_rate,
+                bias_correction=flag_values.bias_correction, epsilon=flag_values.adam_epsilon)

@@ -342,9 +342,8 @@ def main(_) -> None:
         warmup = int(num_steps * FLAGS.warmup_proportion)
 
     def make_optimizer():
-        return optimization.create_optimizer(FLAGS.learning_rate, num_steps, warmup, optimizer=FLAGS.optimizer,
-                                             weight_decay_rate=FLAGS.weight_decay_rate,
-                                             bias_correction=FLAGS.bias_correction, epsilon=FLAGS.adam_epsilon)
+        return optimization.create_optimizer(FLAGS.learning_rate, num_steps, warmup,
+                                             **optimization.flag_kwargs(FLAGS))
 
     task = classification_task(config, len(labels), FLAGS.classifier_dropout)
     trainer = FineTuningTrainer(strategy, task, make_optimizer,

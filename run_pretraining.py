@@ -108,9 +108,8 @@ def main(_) -> None:
 
     def make_optimizer():
         return optimization.create_optimizer(FLAGS.learning_rate, FLAGS.num_train_steps, FLAGS.num_warmup_steps,
-                                             optimizer=FLAGS.optimizer, weight_decay_rate=FLAGS.weight_decay_rate,
-                                             bias_correction=FLAGS.bias_correction, epsilon=FLAGS.adam_epsilon,
-                                             poly_power=FLAGS.poly_power, start_warmup_step=FLAGS.start_warmup_step)
+                                             poly_power=FLAGS.poly_power, start_warmup_step=FLAGS.start_warmup_step,
+                                             **optimization.flag_kwargs(FLAGS))
 
     trainer = training.Trainer(strategy, task, make_optimizer,
                                training.config_from_flags(FLAGS, FLAGS.num_train_steps, FLAGS.train_batch_size))

@@ -180,6 +180,20 @@ def test_optimizer_follows_schedule_and_round_trips_config():
         LAMB(weight_decay=0.1)
 
 
+@pytest.mark.parametrize("argv, kind, corrected, eps", [
+    ([], optimization.AdamWeightDecay, False, 1e-6),
+    (["--optimizer=lamb", "--bias_correction", "--adam_epsilon=1e-8", "--weight_decay_rate=0.1"], LAMB, True, 1e-8),
+])
+def test_cli_flags_reach_the_optimizer(argv, kind, corrected, eps):
+    from absl import flags
+    flag_values = flags.FlagValues()
+    optimization.define_flags("adamw", flag_values)
+    flag_values(["prog", *argv])
+    opt = optimization.create_optimizer(1e-3, 10, 1, **optimization.flag_kwargs(flag_values))
+    assert type(opt) is kind and opt.bias_correction is corrected and opt.epsilon == pytest.approx(eps)
+    assert opt.weight_decay_rate == pytest.approx(0.1 if argv else 0.01)
+
+
 @pytest.mark.parametrize("case, slots", [("lamb_seed", ("lamb_m", "lamb_v")), ("adamw", ("adam_m", "adam_v"))])
 def test_checkpoint_lists_named_slots_and_restores(case, slots, tmp_path):
     steps = gradient_steps()
