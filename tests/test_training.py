@@ -74,7 +74,9 @@ def test_resume_after_sigkill(data, tmp_path):
     proc = subprocess.Popen(pretrain_cmd(data, out, steps=steps), env=ENV, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
-    while not (out / "ckpt-10.index").exists() and proc.poll() is None and time.time() < deadline:
+    # The state file `checkpoint` (written atomically after ckpt-10's files) is what a restart resumes from: a kill
+    # between the two would leave nothing to resume.
+    while not (out / "checkpoint").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
