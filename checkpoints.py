@@ -648,14 +648,15 @@ def write_tf1_checkpoint(model: keras.Model, prefix: str, global_step: int | Non
 
 
 def model_from_checkpoint(config_file: str, path: str, *, model_family: str | None = None,
-                          num_labels: int | None = None, require_heads: bool = True,
-                          verbose: bool = True) -> tuple[keras.Model, LoadReport]:
+                          num_labels: int | None = None, require_heads: bool = True, verbose: bool = True,
+                          classifier_pooling: str = "cls") -> tuple[keras.Model, LoadReport]:
     """Config file + checkpoint -> the model the checkpoint holds, loaded (the glue the export/convert CLIs share).
 
     num_labels: None = what the checkpoint holds (a classifier when it has root ``output_weights``, else a
     pretraining model when it has MLM/SOP heads, else the bare backbone); 0 = the backbone only; C > 0 = an
     AlbertClassifier with C labels. model_family: a flag's override of the config's (None: keep it, and when the
-    config does not set it either, take the checkpoint's).
+    config does not set it either, take the checkpoint's). classifier_pooling: what a classifier reads (the
+    AlbertClassifier argument; the checkpoint does not record it).
     """
     path = resolve_checkpoint_path(path)  # once: a directory's notes are printed once
     config = modeling.AlbertConfig.from_json_file(config_file, model_family=model_family)
@@ -668,6 +669,6 @@ def model_from_checkpoint(config_file: str, path: str, *, model_family: str | No
     elif num_labels == 0:
         model = modeling.AlbertModel(config)
     else:
-        model = modeling.AlbertClassifier(config, num_labels)
+        model = modeling.AlbertClassifier(config, num_labels, pooling=classifier_pooling)
     model.build()
     return model, load_checkpoint(model, path, require_heads=require_heads, verbose=verbose)

@@ -119,13 +119,23 @@ def _looks_like_column_name(value: str) -> bool:
     return bool(_COLUMN_NAME.match(value.strip()))
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines split at ``\n`` only (a ``\r`` before it is dropped), as the original's readers did. ``str.splitlines``
+    would also split at U+2028/U+2029/U+0085 and \x0b/\x0c/\x1c-\x1e, which occur inside Chinese web text and
+    valid JSON strings."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def _read_lines(path: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its newline) for every non-blank line. Reads local and gs:// paths."""
     import tensorflow as tf  # only for tf.io.gfile (cloud paths), as the seed read them
 
     with tf.io.gfile.GFile(path, "rb") as f:
         data = f.read().decode("utf-8-sig")
-    for number, line in enumerate(data.splitlines(), start=1):
+    for number, line in enumerate(split_lines(data), start=1):
         if line.strip():
             yield number, line
 
@@ -560,13 +570,14 @@ def get_processor(task_name: str, skip_bad_lines: bool = False) -> DataProcessor
 # ---------------------------------------------------------------------------------------------------------------------
 
 def truncate_pair(tokens_a: list[str], tokens_b: list[str], max_length: int) -> bool:
-    """Pops tokens from the end of the longer list (a on ties) until both fit; True when something was cut.
+    """Pops tokens from the end of the longer list (b on ties, as the original, BERT and HF) until both fit; True
+    when something was cut.
 
     The longer one first: a token of a short text tends to carry more of its meaning.
     """
     cut = False
     while len(tokens_a) + len(tokens_b) > max_length:
-        (tokens_a if len(tokens_a) >= len(tokens_b) else tokens_b).pop()
+        (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
         cut = True
     return cut
 
@@ -576,13 +587,13 @@ def encode_text(tokenizer: tokenization.FullTokenizer, text_a: str, text_b: str 
     """``[CLS] a [SEP] (b [SEP])`` -> (input_ids, input_mask, segment_ids, truncated), zero-padded when ``pad``."""
     tokens_a = tokenizer.tokenize(text_a)
     tokens_b = tokenizer.tokenize(text_b) if text_b else []
-    specials = 3 if text_b else 2
+    specials = 3 if tokens_b else 2  # a text_b with no tokens (e.g. only spaces) is a single text, as the original
     if max_seq_length < specials + 1:
         raise ValueError(f"max_seq_length={max_seq_length} leaves no room for text")
     truncated = truncate_pair(tokens_a, tokens_b, max_seq_length - specials)
     tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
     segment_ids = [0] * len(tokens)
-    if text_b:
+    if tokens_b:
         tokens += tokens_b + ["[SEP]"]
         segment_ids += [1] * (len(tokens_b) + 1)
     input_ids = tokenizer.convert_tokens_to_ids(tokens)

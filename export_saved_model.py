@@ -67,9 +67,12 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--num_labels", type=int, default=0, help="classifier label count; 0 = backbone only")
     parser.add_argument("--model_family", choices=modeling.MODEL_FAMILIES, default=None,
                         help="override the config's model_family")
+    parser.add_argument("--classifier_pooling", choices=modeling.CLASSIFIER_POOLINGS, default="cls",
+                        help="the pooling the classifier was fine-tuned with (run_classifier.py's flag)")
     args = parser.parse_args(argv)
     model, _ = checkpoints.model_from_checkpoint(args.config_file, args.init_checkpoint,
-                                                 model_family=args.model_family, num_labels=args.num_labels)
+                                                 model_family=args.model_family, num_labels=args.num_labels,
+                                                 classifier_pooling=args.classifier_pooling)
     return export_saved_model(model, args.export_dir, args.max_seq_length)
 
 

@@ -60,7 +60,7 @@ def read_inputs(path: str, pairs: bool) -> list[str] | list[tuple[str, str]]:
     import tensorflow as tf
 
     with tf.io.gfile.GFile(path, "rb") as f:
-        lines = f.read().decode("utf-8-sig").splitlines()
+        lines = classifier_data.split_lines(f.read().decode("utf-8-sig"))
     if not pairs:
         return lines
     out = []

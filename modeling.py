@@ -7,7 +7,7 @@ Two checkpoint families are supported; they are different networks, not just dif
   then back through ``word_embeddings_2``ᵀ and ``word_embeddings``ᵀ. Post-LN or pre-LN (``ln_type``).
 * ``google`` (google-research/albert): word, type and position embeddings are all E wide, LayerNorm over E, then
   ``embedding_hidden_mapping_in`` (E -> H, with bias). The MLM head maps H -> E, LayerNorm(E), × ``word_embeddings``ᵀ.
-  Layers are grouped: layer i uses group ``i * G // L`` (``num_hidden_groups`` = G).
+  Layers are grouped: layer i uses group ``int(i / L * G)`` (``num_hidden_groups`` = G).
 
 The three ALBERT changes are three places in this file:
 
@@ -407,7 +407,8 @@ class FeedForwardBlock(keras.layers.Layer):
 def layer_blocks(config: AlbertConfig) -> list[tuple[int, int]]:
     """ALBERT change 2: cross-layer parameter sharing. Returns (attention block, FFN block) for each layer.
 
-    Layers fall into ``num_hidden_groups`` groups, layer i in group ``i * G // L`` (Google's rule; G = 1 for the
+    Layers fall into ``num_hidden_groups`` groups, layer i in group ``int(i / L * G)`` (Google's rule, in float:
+    ``i * G // L`` differs for e.g. (L, G) = (22, 22), so a Google checkpoint would map wrongly; G = 1 for the
     seed's configs). ``share_type`` says what a group shares: ``all`` both sublayers, ``attention`` only the
     attention (each layer has its own FFN), ``ffn`` only the FFN, ``none`` nothing. Block ids are group ids for
     what is shared and layer ids otherwise, so ``all`` with G = L is BERT's one-block-per-layer.
@@ -417,7 +418,7 @@ def layer_blocks(config: AlbertConfig) -> list[tuple[int, int]]:
     shares_ffn = config.share_type in ("all", "ffn")
     blocks = []
     for i in range(L):
-        group = i * G // L
+        group = int(i / L * G)  # Google's expression exactly (float), not i * G // L
         blocks.append((group if shares_attention else i, group if shares_ffn else i))
     return blocks
 
@@ -577,24 +578,37 @@ class AlbertPretrainingModel(keras.Model):
         return out
 
 
+CLASSIFIER_POOLINGS = ("cls", "mean")
+
+
 class AlbertClassifier(keras.Model):
     """Backbone + the seed's fine-tuning head on the pooled output.
 
     pooled [B,H] -> (pre-LN configs only: LayerNorm, the seed's ``loss/LayerNorm``) -> dropout -> logits [B,C]
     with ``output_weights`` [C,H] (TF1 layout) and ``output_bias`` [C]. Returns the backbone's outputs plus
     ``logits`` and ``probabilities`` [B,C], float32.
+
+    pooling: ``cls`` (the seed's: the pooler's tanh(W·h_[CLS])) or ``mean`` (the mean of the sequence output over
+    the real tokens, the pooler unused). ``mean`` suits checkpoints whose [CLS] was never trained, i.e. whose
+    sentence-order accuracy stayed at chance: their [CLS] vector barely varies between inputs. The weights are the
+    same either way.
     """
 
-    def __init__(self, config: AlbertConfig, num_labels: int, classifier_dropout: float = 0.1, **kwargs):
+    def __init__(self, config: AlbertConfig, num_labels: int, classifier_dropout: float = 0.1,
+                 pooling: str = "cls", **kwargs):
         kwargs.setdefault("name", "albert_classifier")
         super().__init__(**kwargs)
-        self.config, self.num_labels = config, num_labels
+        if pooling not in CLASSIFIER_POOLINGS:
+            raise ValueError(f"classifier pooling {pooling!r}: expected one of {', '.join(CLASSIFIER_POOLINGS)}")
+        self.config, self.num_labels, self.pooling = config, num_labels, pooling
         self.albert = AlbertModel(config, name="albert")
         self.layer_norm = _layer_norm(config, "loss_layer_norm") if config.ln_type == "preln" else None
         self.dropout = _dropout(classifier_dropout)
 
     def build(self, input_shape=None):
         self.albert.build()
+        if self.pooling == "mean":
+            self.albert.pooler.trainable = False  # unused: kept (checkpoints keep their layout), never updated
         h = self.config.hidden_size
         if self.layer_norm is not None:
             self.layer_norm.build((None, h))
@@ -605,7 +619,11 @@ class AlbertClassifier(keras.Model):
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
         out = dict(self.albert(inputs, training=training))
-        x = out["pooled_output"]
+        if self.pooling == "mean":
+            mask = tf.cast(inputs["input_mask"], tf.float32)[:, :, None]  # [B,T,1]
+            x = tf.reduce_sum(out["sequence_output"] * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)  # [B,H]
+        else:
+            x = out["pooled_output"]
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         x = self.dropout(x, training=training)

@@ -66,6 +66,10 @@ flags.DEFINE_float("num_train_epochs", 3.0, "Epochs over the train file.")
 flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the training steps with linear warmup.")
 optimization.define_flags("adamw")
 flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled output before the classifier.")
+flags.DEFINE_enum("classifier_pooling", "cls", list(modeling.CLASSIFIER_POOLINGS),
+                  "What the classifier reads: cls (the seed's pooler on [CLS]) or mean (the mean of the sequence "
+                  "output; for checkpoints whose [CLS] was never trained, e.g. sentence-order accuracy at chance). "
+                  "Export such a model with export_saved_model.py --classifier_pooling=mean.")
 flags.DEFINE_float("hidden_dropout_prob", None, "Overrides the config's hidden_dropout_prob (default: config's).")
 flags.DEFINE_float("attention_probs_dropout_prob", None, "Overrides the config's attention_probs_dropout_prob.")
 flags.DEFINE_bool("skip_bad_lines", False, "Skip (and count) malformed lines of the task files instead of failing.")
@@ -85,7 +89,8 @@ def stage(title: str) -> None:
 # Task, trainer with dev selection, prediction
 # ---------------------------------------------------------------------------------------------------------------------
 
-def classification_task(config: modeling.AlbertConfig, num_labels: int, classifier_dropout: float) -> training.Task:
+def classification_task(config: modeling.AlbertConfig, num_labels: int, classifier_dropout: float,
+                        pooling: str = "cls") -> training.Task:
     """Cross-entropy and accuracy, summed over real examples and counted in examples (``is_real_example`` weights,
     so TFRecords padded with fake examples by the TF1 scripts evaluate correctly too)."""
     import tensorflow as tf
@@ -104,7 +109,8 @@ def classification_task(config: modeling.AlbertConfig, num_labels: int, classifi
         n = tf.reduce_sum(real(features))
         return {"loss": n, "accuracy": n}
 
-    return training.Task(build_model=lambda: modeling.AlbertClassifier(config, num_labels, classifier_dropout),
+    return training.Task(build_model=lambda: modeling.AlbertClassifier(config, num_labels, classifier_dropout,
+                                                                       pooling),
                          sums=sums, counts=counts, loss_terms=("loss",))
 
 
@@ -345,7 +351,7 @@ def main(_) -> None:
         return optimization.create_optimizer(FLAGS.learning_rate, num_steps, warmup,
                                              **optimization.flag_kwargs(FLAGS))
 
-    task = classification_task(config, len(labels), FLAGS.classifier_dropout)
+    task = classification_task(config, len(labels), FLAGS.classifier_dropout, FLAGS.classifier_pooling)
     trainer = FineTuningTrainer(strategy, task, make_optimizer,
                                 training.config_from_flags(FLAGS, num_steps, FLAGS.train_batch_size))
     trainer.restore_or_initialize(init_fn=init_from_checkpoint(FLAGS.init_checkpoint))

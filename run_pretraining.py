@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # before TF is imported; why: training.py
@@ -73,6 +74,25 @@ def pretraining_task(config: modeling.AlbertConfig) -> training.Task:
                          loss_terms=("masked_lm_loss", "sentence_order_loss"))
 
 
+EFFECTIVE_CONFIG = "albert_config.json"  # in output_dir: the config the run's checkpoints were trained with
+
+
+def effective_config(output_dir: str, config_file: str, model_family: str | None,
+                     init_checkpoint: str | None) -> modeling.AlbertConfig:
+    """The config to build the model with. A run that resumes uses the one it started with (written to
+    output_dir/albert_config.json), so a decision taken from --init_checkpoint (e.g. its model family) holds on every
+    restart, even when the checkpoint has moved since; a new run reads --bert_config_file (and --model_family), and
+    takes the family --init_checkpoint needs when the config does not set one."""
+    saved = os.path.join(output_dir, EFFECTIVE_CONFIG)
+    if tf.train.latest_checkpoint(output_dir) and tf.io.gfile.exists(saved):
+        with tf.io.gfile.GFile(saved) as f:
+            return modeling.AlbertConfig.from_dict(json.loads(f.read()))
+    config = modeling.AlbertConfig.from_json_file(config_file, model_family=model_family)
+    if init_checkpoint:
+        config = checkpoints.config_for_checkpoint(config, init_checkpoint)  # the family the weights need
+    return config
+
+
 def write_eval_results(path: str, results: dict[str, float], step: int) -> None:
     """eval_results.txt as the seed wrote it (key = value), with the seed's next_sentence_* names too."""
     results = dict(results, global_step=step)
@@ -91,9 +111,7 @@ def main(_) -> None:
             raise app.UsageError(f"--{name} is required.")
     strategy = training.strategy_from_flags(FLAGS)  # first: multi-worker setup must precede other TF work
     training.set_precision(FLAGS.mixed_precision, FLAGS.use_xla)
-    config = modeling.AlbertConfig.from_json_file(FLAGS.bert_config_file, model_family=FLAGS.model_family)
-    if FLAGS.init_checkpoint and not tf.train.latest_checkpoint(FLAGS.output_dir):
-        config = checkpoints.config_for_checkpoint(config, FLAGS.init_checkpoint)  # the family the weights need
+    config = effective_config(FLAGS.output_dir, FLAGS.bert_config_file, FLAGS.model_family, FLAGS.init_checkpoint)
     if FLAGS.max_seq_length > config.max_position_embeddings:
         raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings "
                          f"({config.max_position_embeddings}) of {FLAGS.bert_config_file}")
@@ -102,7 +120,11 @@ def main(_) -> None:
     for checked in {files[0]: files, eval_files[0]: eval_files}.values():
         input_pipeline.check_pretraining_data(checked, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
                                               config.vocab_size)
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(FLAGS.output_dir)
+    saved_config = os.path.join(FLAGS.output_dir, EFFECTIVE_CONFIG)
+    if training.is_chief(strategy) and not tf.io.gfile.exists(saved_config):
+        with tf.io.gfile.GFile(saved_config, "w") as f:
+            f.write(config.to_json_string())
     task = pretraining_task(config)
     spec = input_pipeline.pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
 
@@ -115,7 +137,7 @@ def main(_) -> None:
                                training.config_from_flags(FLAGS, FLAGS.num_train_steps, FLAGS.train_batch_size))
     trainer.restore_or_initialize(
         init_fn=(lambda model: checkpoints.load_checkpoint(model, FLAGS.init_checkpoint))
-        if FLAGS.init_checkpoint else None)
+        if FLAGS.init_checkpoint else None, model_only=not FLAGS.do_train)
     if FLAGS.do_train:
         def dataset_fn(ctx, start_step):
             return input_pipeline.make_dataset(

@@ -17,6 +17,7 @@ CPUs TF leaves out (AMD EPYC here) they were 1.15-1.27x faster (bench/README.md)
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import time
@@ -164,11 +165,28 @@ def optimizer_state(optimizer: keras.Optimizer) -> tf.train.Checkpoint:
     Checkpointing the optimizer object itself would file every model weight under
     ``optimizer/_trainable_variables/N`` (the shortest object path wins); this keeps them under ``model/``.
     """
-    def key(path: str) -> str:
-        own = optimizer.name + "/"
-        return (path[len(own):] if path.startswith(own) else path).replace("/", "_")
+    return tf.train.Checkpoint(**{_state_key(optimizer, v): v for v in optimizer.variables})
 
-    return tf.train.Checkpoint(**{key(v.path): v for v in optimizer.variables})
+
+def _state_key(optimizer: keras.Optimizer, variable) -> str:
+    """A variable's name in optimizer_state: its path without the optimizer's own name (which differs between
+    optimizers, so that the step counter keeps one name)."""
+    own = optimizer.name + "/"
+    return (variable.path[len(own):] if variable.path.startswith(own) else variable.path).replace("/", "_")
+
+
+PROGRESS_FILE = "progress.jsonl"
+
+
+def append_progress(output_dir: str, step: int, seconds: float, metrics: dict[str, float]) -> None:
+    """One JSON line per loop in ``output_dir/progress.jsonl`` (step, seconds since this run's start, metrics): the
+    curves in a form a script can plot without TensorBoard's event reader. Local directories only (remote file
+    systems cannot append); TensorBoard has the same scalars everywhere. data/demo_report.py reads it back."""
+    if "://" in output_dir:
+        return
+    record = {"step": step, "seconds": round(seconds, 3), **{k: float(v) for k, v in metrics.items()}}
+    with open(os.path.join(output_dir, PROGRESS_FILE), "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def _format_seconds(seconds: float) -> str:
@@ -215,10 +233,19 @@ class Trainer:
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
-    def restore_or_initialize(self, init_fn: Callable[[keras.Model], object] | None = None) -> int:
-        """Resumes from the latest checkpoint in output_dir; else runs ``init_fn`` (e.g. --init_checkpoint)."""
+    def restore_or_initialize(self, init_fn: Callable[[keras.Model], object] | None = None,
+                              model_only: bool = False) -> int:
+        """Resumes from the latest checkpoint in output_dir; else runs ``init_fn`` (e.g. --init_checkpoint).
+
+        model_only: restore the weights and the step but not the optimizer slots (an eval-only run, which need not
+        repeat the optimizer flags the checkpoint was trained with)."""
         latest = self.manager.latest_checkpoint
-        if latest:
+        if latest and model_only:
+            step = self.optimizer.iterations
+            tf.train.Checkpoint(model=self.model, optimizer=tf.train.Checkpoint(
+                **{_state_key(self.optimizer, step): step})).restore(latest).expect_partial()
+            print(f"loaded {latest} (step {self.step}) for evaluation", flush=True)
+        elif latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             print(f"resumed from {latest} at step {self.step}", flush=True)
         elif init_fn is not None:
@@ -311,6 +338,7 @@ class Trainer:
                 with writer.as_default(step=step):
                     for k, v in metrics.items():
                         tf.summary.scalar(k, v)
+                append_progress(cfg.output_dir, step, now - t0, metrics)
             rate = (step - start) / max(now - t0, 1e-9)
             eta = (cfg.num_train_steps - step) / max(rate, 1e-9)
             shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("examples_per_second",))

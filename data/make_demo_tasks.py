@@ -12,6 +12,11 @@
 * ``pairs/{train,dev,test}.txt`` (LCQMC's ``text_a \\t text_b \\t label``): "does B follow A in the same article?"
   from the People's Daily corpus: label 1 for two consecutive sentences of a document, 0 for A with a sentence
   of another document. Documents are split between train/dev/test first, so no sentence crosses splits.
+* ``pairs/unlabelled.txt``: the training-portion documents of the pair task (one sentence a line, a blank line
+  after each document): the news text the shipped demo checkpoint was pretrained on, so no dev/test document of
+  the pair task was ever seen in pretraining.
+* ``sentiment/unlabelled_dev.txt``, ``pairs/unlabelled_{dev,test}.txt``: the same for the dev (and test) portions,
+  for *held-out* masked-LM evaluation only; nothing is ever trained on them.
 
 Splits are 80/10/10 after a seeded shuffle; ``--max_examples`` caps each split afterwards (the demo keeps
 fine-tuning to minutes on 2 CPU cores).
@@ -66,10 +71,11 @@ def sentiment_task(neg_file: Path, pos_file: Path, out_dir: Path, seed: int,
             f.write("label\ttext\n")
             f.writelines(f"{label}\t{text}\n" for label, text in part[:cap])
         counts[name] = len(part[:cap])
-    with open(out_dir / "unlabelled.txt", "w", encoding="utf-8") as f:
-        for _, text in parts[0]:
-            f.writelines(f"{sentence}\n" for sentence in split_sentences(text) or [text])
-            f.write("\n")
+    for name, part in (("unlabelled.txt", parts[0]), ("unlabelled_dev.txt", parts[1])):
+        with open(out_dir / name, "w", encoding="utf-8") as f:
+            for _, text in part:
+                f.writelines(f"{sentence}\n" for sentence in split_sentences(text) or [text])
+                f.write("\n")
     counts["unlabelled"] = len(parts[0])
     return counts
 
@@ -114,6 +120,10 @@ def pair_task(corpus: Path, out_dir: Path, seed: int, sizes=(4000, 500, 500)) ->
     for name, docs, n in zip(("train", "dev", "test"), split(read_documents(corpus), rng), sizes):
         with open(out_dir / f"{name}.txt", "w", encoding="utf-8") as f:
             f.writelines(f"{a}\t{b}\t{label}\n" for a, b, label in pair_examples(docs, n, rng))
+        with open(out_dir / ("unlabelled.txt" if name == "train" else f"unlabelled_{name}.txt"), "w",
+                  encoding="utf-8") as f:
+            f.writelines("".join(f"{sentence}\n" for sentence in doc) + "\n" for doc in docs)
+        counts[f"{name}_documents"] = len(docs)
         counts[name] = n
     return counts
 
@@ -124,14 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output_dir", default="output/demo/tasks", help="sentiment/ and pairs/ go here.")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--max_examples", default="", help="Caps for train,dev,test of the sentiment task, e.g. "
-                        "4000,1000,1000 (the pair task gets half as many); default: no cap.")
+                        "4000,1000,1000 (the pair task gets half as many unless --pair_examples); default: no cap.")
+    parser.add_argument("--pair_examples", default="", help="train,dev,test sizes of the pair task, e.g. 8000,500,500.")
     args = parser.parse_args(argv)
     demo, out = Path(args.demo_dir), Path(args.output_dir)
     caps = tuple(int(c) for c in args.max_examples.split(",")) if args.max_examples else (None, None, None)
     sentiment = sentiment_task(demo / "sentiment" / "neg.txt", demo / "sentiment" / "pos.txt", out / "sentiment",
                                args.seed, caps)
     print(f"sentiment: {sentiment}")
-    sizes = tuple(c // 2 for c in caps) if args.max_examples else (4000, 500, 500)
+    sizes = (tuple(int(c) for c in args.pair_examples.split(",")) if args.pair_examples
+             else tuple(c // 2 for c in caps) if args.max_examples else (4000, 500, 500))
     pairs = pair_task(demo / "people_daily_199801.txt", out / "pairs", args.seed, sizes)
     print(f"pairs: {pairs}")
     return 0

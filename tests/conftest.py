@@ -19,3 +19,8 @@ def reference_dir() -> Path:
     if not REFERENCE.is_dir():
         pytest.skip(f"{REFERENCE} is absent (CI has ../shared beside the repo)")
     return REFERENCE
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: subprocess, SIGKILL, multi-worker and real-corpus training tests "
+                                       "(the edit loop skips them: bash run_tests.sh -m 'not slow')")

@@ -371,6 +371,7 @@ _SERVE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_saved_model_serves_without_project_code(tmp_path):
     config = small_config(ln_type="preln")
     clf = built(modeling.AlbertClassifier(config, num_labels=2))

@@ -27,6 +27,8 @@ import modeling
 import tokenization
 from test_modeling import randomize
 
+pytestmark = pytest.mark.slow  # fine-tuning through the CLIs in subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
 SEQ = 48
@@ -313,3 +315,4 @@ def test_pair_similarities_in_batches(news, backbone_ckpt, tmp_path):
     (tmp_path / "pairs.txt").write_text("一\t二\n只有一段\n", encoding="utf-8")
     with pytest.raises(classifier_data.DataFormatError, match=r"pairs.txt:2: 1 tab-separated fields, expected 2"):
         extract_features.read_inputs(str(tmp_path / "pairs.txt"), pairs=True)
+

@@ -511,6 +511,7 @@ def test_build_vocab_layout_and_coverage(tmp_path):
 
 # --------------------------------------------------------------------------- with the original vocab
 
+@pytest.mark.slow
 def test_reference_vocab_labels_never_subword_chinese(reference_dir, tmp_path):
     corpus = reference_dir / "data" / "news_zh_1.txt"
     vocab = reference_dir / "albert_config" / "vocab.txt"

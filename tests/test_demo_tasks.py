@@ -31,3 +31,28 @@ def test_unlabelled_text_is_the_training_portion_and_never_dev_or_test(tmp_path)
     assert not set(reviews) & (set(dev) | set(test))
     first = (out / "unlabelled.txt").read_text(encoding="utf-8").split("\n\n")[0].splitlines()
     assert len(first) == 2 and first[0].endswith("。") and first[1].endswith("！")  # one sentence a line
+    dev_text = ["".join(doc.splitlines()) for doc in (out / "unlabelled_dev.txt").read_text(encoding="utf-8")
+                .split("\n\n") if doc.strip()]
+    # Held-out text for masked-LM eval: the whole dev portion (the dev file is capped), never a training review.
+    assert len(dev_text) == 12 and set(dev) <= set(dev_text) and not set(dev_text) & set(reviews)
+
+
+def test_pair_task_pretraining_text_holds_training_documents_only(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    docs = [[f"文档{d}的第{s}句。" for s in range(3)] for d in range(40)]
+    corpus.write_text("".join("".join(f"{s}\n" for s in doc) + "\n" for doc in docs), encoding="utf-8")
+    out = tmp_path / "pairs"
+    counts = make_demo_tasks.pair_task(corpus, out, seed=3, sizes=(30, 6, 6))
+    assert (counts["train_documents"], counts["dev_documents"], counts["test_documents"]) == (32, 4, 4)
+
+    def documents(name: str) -> set[str]:
+        text = (out / name).read_text(encoding="utf-8")
+        return {doc for doc in text.split("\n\n") if doc.strip()}
+
+    train, dev, test = documents("unlabelled.txt"), documents("unlabelled_dev.txt"), documents("unlabelled_test.txt")
+    assert len(train) == 32 and len(dev) == len(test) == 4 and not (train & dev or train & test or dev & test)
+    train_sentences = set("".join(train).split())
+    for name, held_out in (("dev.txt", dev), ("test.txt", test)):
+        for line in (out / name).read_text(encoding="utf-8").splitlines():
+            a, _, _ = line.split("\t")
+            assert a not in train_sentences and a in "".join(held_out)  # pair sentences never seen in pretraining

@@ -255,6 +255,10 @@ def test_google_groups_map_layers_like_google():
     assert [a for a, _ in modeling.layer_blocks(config)] == [0, 3, 6, 9]
     config = small_config(num_hidden_layers=6, num_hidden_groups=4)
     assert [a for a, _ in modeling.layer_blocks(config)] == [int(i / 6 * 4) for i in range(6)]
+    # Google's float rule int(i / L * G), where integer arithmetic (i * G // L) would put these layers elsewhere:
+    for layers, groups, layer, group in ((22, 22, 15, 14), (23, 23, 13, 12), (11, 55, 3, 14), (11, 55, 6, 29)):
+        config = small_config(num_hidden_layers=layers, num_hidden_groups=groups)
+        assert modeling.layer_blocks(config)[layer][0] == group, (layers, groups, layer)
 
 
 def test_parameter_counts_of_released_configs():
@@ -448,3 +452,27 @@ def test_test_changes_script_asserts_all_three_changes():
     for line in ("1. factorized embeddings", "2. cross-layer sharing", "3. sentence-order prediction",
                  "all ALBERT changes checked"):
         assert line in proc.stdout
+
+
+@pytest.mark.parametrize("ln_type", ["postln", "preln"])
+def test_classifier_mean_pooling_reads_the_mean_of_the_real_tokens(ln_type):
+    config = small_config(ln_type=ln_type)
+    model = modeling.AlbertClassifier(config, 3, pooling="mean")
+    model.build()
+    randomize(model)
+    inputs = batch()
+    out = model(inputs, training=False)
+    mask = inputs["input_mask"][:, :, None].astype(np.float64)
+    pooled = (out["sequence_output"].numpy() * mask).sum(1) / mask.sum(1)  # padding never counts
+    if ln_type == "preln":  # the seed's loss/LayerNorm before the classifier
+        gamma, beta = model.layer_norm.gamma.numpy(), model.layer_norm.beta.numpy()
+        mean, var = pooled.mean(-1, keepdims=True), pooled.var(-1, keepdims=True)
+        pooled = (pooled - mean) / np.sqrt(var + config.layer_norm_eps) * gamma + beta
+    expected = pooled @ model.output_weights.numpy().T + model.output_bias.numpy()
+    np.testing.assert_allclose(out["logits"].numpy(), expected, rtol=1e-4, atol=1e-5)
+    cls = modeling.AlbertClassifier(config, 3)
+    cls.build()
+    cls.set_weights(model.get_weights())  # same weights, the seed's [CLS] pooling: other logits
+    assert not np.allclose(cls(inputs, training=False)["logits"].numpy(), out["logits"].numpy(), atol=1e-3)
+    with pytest.raises(ValueError, match="expected one of cls, mean"):
+        modeling.AlbertClassifier(config, 3, pooling="max")

@@ -319,3 +319,29 @@ def test_reads_a_bom_and_crlf(tmp_path):
 
 
 
+
+
+def test_rows_holding_unicode_line_separators_are_one_row(tmp_path):
+    # U+2028/U+2029/U+0085/\x0b/\x0c/\x1c-\x1e occur in Chinese web text; only \n (and \r\n) ends a line.
+    odd = "\u2028\u2029\u0085\x0b\x0c\x1c\x1d\x1e"
+    write(tmp_path, "train.txt", [f"一{odd}二\t三\t1", "四\t五\t0"])
+    examples = cd.get_processor("lcqmc").get_train_examples(str(tmp_path))
+    assert triples(examples) == [(f"一{odd}二", "三", "1"), ("四", "五", "0")] and examples[1].line == 2
+    jsonl(tmp_path / "clue", "train.json", [{"sentence1": "甲\u2028乙", "sentence2": "丙", "label": "1"}])
+    assert triples(cd.get_processor("afqmc").get_train_examples(str(tmp_path / "clue"))) == [("甲\u2028乙", "丙", "1")]
+    assert cd.split_lines("a\u2028b\r\nc\n\nd") == ["a\u2028b", "c", "", "d"]
+
+
+def test_pair_truncation_cuts_text_b_on_ties_and_an_empty_text_b_is_a_single_text(tokenizer):
+    a, b = list("一二三四"), list("五六七八")
+    assert cd.truncate_pair(a, b, 7) and (a, b) == (list("一二三四"), list("五六七"))  # the original, BERT and HF
+    ids, mask, segments, _ = cd.encode_text(tokenizer, "今天", "   ", 8)
+    assert tokenizer.convert_ids_to_tokens(ids[:sum(mask)]) == ["[CLS]", "今", "天", "[SEP]"]
+    assert segments == [0] * 8
+
+
+def test_extract_features_keeps_one_vector_per_input_line_with_unicode_separators(tmp_path):
+    import extract_features
+
+    (tmp_path / "in.txt").write_text("一\u2028二\n三\u0085四\r\n五\n", encoding="utf-8")
+    assert extract_features.read_inputs(str(tmp_path / "in.txt"), pairs=False) == ["一\u2028二", "三\u0085四", "五"]

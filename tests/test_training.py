@@ -4,6 +4,7 @@ bad data."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import socket
@@ -18,6 +19,8 @@ import tensorflow as tf
 
 import input_pipeline
 from pretrain_data import PRED, SEQ, write_config, write_records
+
+pytestmark = pytest.mark.slow  # subprocess CLIs, SIGKILL, replicas, multi-worker
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
@@ -168,3 +171,30 @@ def test_truncated_tfrecord_is_named(data, tmp_path):
         for a in pretrain_cmd(data, tmp_path / "out", steps=20)[2:]], env=ENV, capture_output=True, text=True,
         timeout=300, cwd=REPO)
     assert out.returncode != 0 and f"{bad} is corrupt or truncated" in out.stderr
+
+
+def test_resume_keeps_the_family_taken_from_the_init_checkpoint(data, tmp_path):
+    import checkpoints
+    import modeling
+    from pretrain_data import CONFIG
+
+    google = modeling.AlbertPretrainingModel(modeling.AlbertConfig.from_dict(dict(CONFIG, model_family="google")))
+    google.build()
+    prefix = checkpoints.write_tf1_checkpoint(google, str(tmp_path / "google" / "model.ckpt"))
+    out = tmp_path / "out"
+    first = run_ok(pretrain_cmd(data, out, f"--init_checkpoint={prefix}", steps=10))
+    assert "using 'google'" in first  # the config (no family, brightmart by default) follows the checkpoint
+    shutil.rmtree(tmp_path / "google")  # moved away: the restart must not need it
+    second = run_ok(pretrain_cmd(data, out, f"--init_checkpoint={prefix}", steps=20))
+    assert "resumed from" in second and "step 20/20" in second
+    assert json.loads((out / "albert_config.json").read_text())["model_family"] == "google"
+
+
+def test_eval_only_run_loads_a_checkpoint_trained_with_another_optimizer(data, tmp_path):
+    out = tmp_path / "out"
+    run_ok(pretrain_cmd(data, out, steps=10))  # AdamW slots in the checkpoint
+    evaluated = run_ok([c for c in pretrain_cmd(data, out, steps=10) if not c.startswith(("--do_train", "--optimizer"))]
+                       + ["--do_eval=true", "--max_eval_steps=2"])  # default --optimizer=lamb
+    assert "(step 10) for evaluation" in evaluated
+    results = dict(line.split(" = ") for line in (out / "eval_results.txt").read_text().splitlines())
+    assert int(results["global_step"]) == 10 and float(results["masked_lm_loss"]) < 6.0
