@@ -105,9 +105,12 @@ def test_accuracy(test_file: str | Path, predictions_file: str | Path, label_col
     if rows and rows[0][label_column] == "label":  # header line (text_classification's TSVs)
         rows = rows[1:]
     gold = [row[label_column] for row in rows]
+    predicted = []
     with open(predictions_file, encoding="utf-8") as f:
-        predicted = [labels[max(range(len(labels)), key=lambda i, p=[float(x) for x in line.split("\t")]: p[i])]
-                     for line in f if line.strip()]
+        for line in f:
+            if line.strip():
+                probabilities = [float(p) for p in line.split("\t")]
+                predicted.append(labels[probabilities.index(max(probabilities))])  # the first on ties, as argmax
     if len(predicted) != len(gold):
         raise ValueError(f"{predictions_file} has {len(predicted)} rows but {test_file} has {len(gold)} examples")
     return sum(p == g for p, g in zip(predicted, gold)) / len(gold)
