@@ -92,6 +92,7 @@ class CheckpointInfo:
     family: str | None
     num_labels: int | None  # the classifier head's label count, None without one
     has_pretraining_heads: bool
+    has_crf: bool = False  # a tagger's CRF (crf/transitions)
 
 
 @dataclasses.dataclass
@@ -121,11 +122,12 @@ def split_model(model: keras.Model) -> tuple[modeling.AlbertModel, dict[str, Any
     """Splits a model into its backbone and its heads ({"mlm": ..., "sop": ..., "classifier": model})."""
     if isinstance(model, modeling.AlbertPretrainingModel):
         return model.albert, {"mlm": model.mlm, "sop": model.sop}
-    if isinstance(model, modeling.AlbertClassifier):
+    if isinstance(model, (modeling.AlbertClassifier, modeling.AlbertTokenClassifier)):
         return model.albert, {"classifier": model}
     if isinstance(model, modeling.AlbertModel):
         return model, {}
-    raise TypeError(f"expected an AlbertModel, AlbertPretrainingModel or AlbertClassifier, got {type(model).__name__}")
+    raise TypeError(f"expected an AlbertModel, AlbertPretrainingModel, AlbertClassifier or AlbertTokenClassifier, "
+                    f"got {type(model).__name__}")
 
 
 def _dim(config: modeling.AlbertConfig, key: str, num_labels: int | None) -> int:
@@ -179,7 +181,8 @@ def _entries(model: keras.Model) -> list[Entry]:
     albert, heads = split_model(model)
     config = albert.config
     google = config.model_family == modeling.GOOGLE
-    t = _Table(config, getattr(heads.get("classifier"), "num_labels", None))
+    head = heads.get("classifier")
+    t = _Table(config, getattr(head, "num_labels", getattr(head, "num_tags", None)))
     # Width of the word embeddings: E when factorized, else H (plain BERT). Google's type/position tables and its
     # embedding LayerNorm are E wide too; brightmart's are H wide.
     word = "embedding_size" if config.factorized else "hidden_size"
@@ -243,6 +246,10 @@ def _entries(model: keras.Model) -> list[Entry]:
         t.add("output_bias", clf.output_bias, ("num_labels",), CLASSIFIER)
         if clf.layer_norm is not None:  # pre-LN: the seed normalises the pooled output before the classifier
             t.norm("loss/LayerNorm", clf.layer_norm, "hidden_size", CLASSIFIER)
+        if getattr(clf, "crf", None) is not None:  # the tagger's CRF (our names; TF1 scripts had none to match)
+            t.add("crf/transitions", clf.crf.transitions, ("num_labels", "num_labels"), CLASSIFIER)
+            t.add("crf/start_transitions", clf.crf.start_transitions, ("num_labels",), CLASSIFIER)
+            t.add("crf/end_transitions", clf.crf.end_transitions, ("num_labels",), CLASSIFIER)
     return t.entries
 
 
@@ -362,7 +369,8 @@ def inspect_checkpoint(path: str) -> CheckpointInfo:
     return CheckpointInfo(
         path=prefix, format=fmt, shapes=shapes, keys=keys, skipped=skipped, family=detect_family(shapes),
         num_labels=shapes["output_weights"][0] if "output_weights" in shapes else None,
-        has_pretraining_heads=any(n.startswith(pretraining) for n in shapes))
+        has_pretraining_heads=any(n.startswith(pretraining) for n in shapes),
+        has_crf=any(n.startswith("crf/") for n in shapes))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -492,7 +500,7 @@ def _unused_part(name: str) -> str | None:
         return MLM
     if name.startswith(("cls/seq_relationship/", "sop/")):
         return SOP
-    if name in ("output_weights", "output_bias") or name.startswith(("loss/", "layer_norm/")):
+    if name in ("output_weights", "output_bias") or name.startswith(("loss/", "layer_norm/", "crf/")):
         return CLASSIFIER
     return None
 
@@ -649,14 +657,16 @@ def write_tf1_checkpoint(model: keras.Model, prefix: str, global_step: int | Non
 
 def model_from_checkpoint(config_file: str, path: str, *, model_family: str | None = None,
                           num_labels: int | None = None, require_heads: bool = True, verbose: bool = True,
-                          classifier_pooling: str = "cls") -> tuple[keras.Model, LoadReport]:
+                          classifier_pooling: str = "cls", tagger: bool = False,
+                          constraints: tuple[Any, Any] | None = None) -> tuple[keras.Model, LoadReport]:
     """Config file + checkpoint -> the model the checkpoint holds, loaded (the glue the export/convert CLIs share).
 
     num_labels: None = what the checkpoint holds (a classifier when it has root ``output_weights``, else a
     pretraining model when it has MLM/SOP heads, else the bare backbone); 0 = the backbone only; C > 0 = an
     AlbertClassifier with C labels. model_family: a flag's override of the config's (None: keep it, and when the
     config does not set it either, take the checkpoint's). classifier_pooling: what a classifier reads (the
-    AlbertClassifier argument; the checkpoint does not record it).
+    AlbertClassifier argument; the checkpoint does not record it). tagger: an AlbertTokenClassifier (run_ner.py's
+    model; with a CRF when the checkpoint has one) with C = num_labels tags, decoding under ``constraints``.
     """
     path = resolve_checkpoint_path(path)  # once: a directory's notes are printed once
     config = modeling.AlbertConfig.from_json_file(config_file, model_family=model_family)
@@ -668,6 +678,8 @@ def model_from_checkpoint(config_file: str, path: str, *, model_family: str | No
         model = modeling.AlbertPretrainingModel(config)
     elif num_labels == 0:
         model = modeling.AlbertModel(config)
+    elif tagger:
+        model = modeling.AlbertTokenClassifier(config, num_labels, use_crf=info.has_crf, constraints=constraints)
     else:
         model = modeling.AlbertClassifier(config, num_labels, pooling=classifier_pooling)
     model.build()

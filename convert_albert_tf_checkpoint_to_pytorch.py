@@ -5,7 +5,9 @@
 
 Writes ``config.json`` and ``model.safetensors`` (numpy + safetensors only: neither torch nor transformers is needed
 to convert). What the directory holds follows the checkpoint: a fine-tuned classifier (root ``output_weights``)
--> ``*ForSequenceClassification``; MLM/SOP heads -> ``*ForPreTraining``; otherwise the bare backbone model.
+-> ``*ForSequenceClassification``; a run_ner.py tagger (``--token_classification``, implied by a CRF; tag names
+from ``--tag_list_file``) -> ``*ForTokenClassification`` (+ ``crf.json`` with the CRF's scores); MLM/SOP heads ->
+``*ForPreTraining``; otherwise the bare backbone model.
 
 Google family -> HF ALBERT (``AlbertForPreTraining`` …). HF creates all ``num_hidden_groups`` groups while the
 checkpoint (and our model) has only those some layer uses (G > L configs such as ``*_google_fast``); each unused
@@ -76,7 +78,16 @@ def _heads(model: keras.Model, sd: _Tensors, mlm_transform: str, mlm_bias: str, 
         sd["classifier.weight"] = model.output_weights.numpy()  # (C, H) = (out, in)
         sd["classifier.bias"] = model.output_bias.numpy()
         return "ForSequenceClassification"
+    if isinstance(model, modeling.AlbertTokenClassifier):
+        sd["classifier.weight"] = model.output_weights.numpy()  # (K, H) = (out, in)
+        sd["classifier.bias"] = model.output_bias.numpy()
+        return "ForTokenClassification"
     return "Model"
+
+
+def _has_pooler(model: keras.Model) -> bool:
+    """HF's *ForTokenClassification models are built without a pooler (add_pooling_layer=False)."""
+    return not isinstance(model, modeling.AlbertTokenClassifier)
 
 
 def albert_state_dict(model: keras.Model) -> tuple[dict[str, np.ndarray], str]:
@@ -112,7 +123,8 @@ def albert_state_dict(model: keras.Model) -> tuple[dict[str, np.ndarray], str]:
         sd.linear(prefix + "ffn", ffn.intermediate)
         sd.linear(prefix + "ffn_output", ffn.output_dense)
         sd.norm(prefix + "full_layer_layer_norm", ffn.layer_norm)
-    sd.linear("albert.pooler", albert.pooler)
+    if _has_pooler(model):
+        sd.linear("albert.pooler", albert.pooler)
     return sd, "Albert" + _heads(model, sd, "predictions.", "predictions.bias", "sop_classifier.classifier")
 
 
@@ -142,13 +154,14 @@ def bert_state_dict(model: keras.Model) -> tuple[dict[str, np.ndarray], str]:
         sd.linear(prefix + "intermediate.dense", ffn.intermediate)
         sd.linear(prefix + "output.dense", ffn.output_dense)
         sd.norm(prefix + "output.LayerNorm", ffn.layer_norm)
-    sd.linear("bert.pooler.dense", albert.pooler)
+    if _has_pooler(model):
+        sd.linear("bert.pooler.dense", albert.pooler)
     return sd, "Bert" + _heads(model, sd, "cls.predictions.transform.", "cls.predictions.bias",
                                      "cls.seq_relationship")
 
 
-def hf_config(model: keras.Model, architecture: str) -> dict[str, Any]:
-    """The HF config.json for ``model`` written as ``architecture``."""
+def hf_config(model: keras.Model, architecture: str, labels: list[str] | None = None) -> dict[str, Any]:
+    """The HF config.json for ``model`` written as ``architecture``; ``labels``: the head's label (tag) names."""
     albert, heads = checkpoints.split_model(model)
     c = albert.config
     out: dict[str, Any] = {
@@ -167,15 +180,21 @@ def hf_config(model: keras.Model, architecture: str) -> dict[str, Any]:
     if clf is not None:
         rate = float(clf.dropout.rate)
         out["classifier_dropout_prob" if out["model_type"] == "albert" else "classifier_dropout"] = rate
-        out["id2label"] = {str(i): f"LABEL_{i}" for i in range(clf.num_labels)}
-        out["label2id"] = {f"LABEL_{i}": i for i in range(clf.num_labels)}
+        count = getattr(clf, "num_labels", getattr(clf, "num_tags", None))
+        names = labels if labels is not None else [f"LABEL_{i}" for i in range(count)]
+        if len(names) != count:
+            raise ValueError(f"{len(names)} label names for a head of {count} labels")
+        out["id2label"] = {str(i): name for i, name in enumerate(names)}
+        out["label2id"] = {name: i for i, name in enumerate(names)}
     return out
 
 
-def write_hf_directory(model: keras.Model, out_dir: str) -> str:
+def write_hf_directory(model: keras.Model, out_dir: str, labels: list[str] | None = None) -> str:
     """Writes ``config.json`` + ``model.safetensors`` for ``model``; returns the HF architecture name.
 
     Google family -> HF ALBERT; post-LN brightmart -> HF BERT (see the module docstring); pre-LN -> ValueError.
+    A tagger with a CRF also gets ``crf.json`` (transitions [from][to], start and end scores, tag names): HF has no
+    CRF layer, so its model gives the emission scores and decoding with the CRF needs these.
     """
     from safetensors.numpy import save_file
 
@@ -188,7 +207,13 @@ def write_hf_directory(model: keras.Model, out_dir: str) -> str:
     save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sd.items()},
               os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(hf_config(model, architecture), f, indent=2, sort_keys=True)
+        json.dump(hf_config(model, architecture, labels), f, indent=2, sort_keys=True)
+    crf = getattr(model, "crf", None)
+    if crf is not None:
+        with open(os.path.join(out_dir, "crf.json"), "w", encoding="utf-8") as f:
+            json.dump({"transitions": crf.transitions.numpy().tolist(),
+                       "start_transitions": crf.start_transitions.numpy().tolist(),
+                       "end_transitions": crf.end_transitions.numpy().tolist(), "labels": labels}, f)
     return architecture
 
 
@@ -203,13 +228,22 @@ def main(argv: list[str] | None = None) -> str:
                         help="classifier label count (default: what the checkpoint holds)")
     parser.add_argument("--model_family", choices=modeling.MODEL_FAMILIES, default=None,
                         help="override the config's model_family")
+    parser.add_argument("--token_classification", action="store_true",
+                        help="the checkpoint is a run_ner.py tagger (implied when it has a CRF)")
+    parser.add_argument("--tag_list_file", default=None,
+                        help="tag names for id2label (run_ner.py's output_dir/tag_list.txt)")
     args = parser.parse_args(argv)
     out_dir = args.pytorch_dump_path
     if out_dir.endswith(".bin"):  # the old converters took a pytorch_model.bin file path
         out_dir = os.path.dirname(out_dir) or "."
-    model, _ = checkpoints.model_from_checkpoint(args.config_file, args.tf_checkpoint_path,
+    tagger = args.token_classification or checkpoints.inspect_checkpoint(args.tf_checkpoint_path).has_crf
+    model, _ = checkpoints.model_from_checkpoint(args.config_file, args.tf_checkpoint_path, tagger=tagger,
                                                  model_family=args.model_family, num_labels=args.num_labels)
-    architecture = write_hf_directory(model, out_dir)
+    labels = None
+    if args.tag_list_file:
+        with open(args.tag_list_file, encoding="utf-8") as f:
+            labels = [line.strip() for line in f if line.strip()]
+    architecture = write_hf_directory(model, out_dir, labels)
     if architecture.startswith("Bert"):
         print("brightmart family: HF ALBERT cannot express it; written as the equivalent HF BERT "
               "(word_embeddings × word_embeddings_2 multiplied out, shared layers repeated)")

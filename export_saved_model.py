@@ -5,7 +5,9 @@
 
 The SavedModel has one signature, ``serving_default(input_ids, input_mask, segment_ids)`` (int32 [B,T], any B and
 T <= max_position_embeddings) -> ``pooled_output`` [B,H], ``sequence_output`` [B,T,H] (float32), plus ``logits`` and
-``probabilities`` [B,C] when the model has a classifier head. It needs no project code to load::
+``probabilities`` [B,C] when the model has a classifier head; a tagger (run_ner.py) gives ``logits`` and
+``probabilities`` [B,T,K] and ``tags`` [B,T] (int32 tag ids, in tag_list.txt's order, 0 on [CLS], [SEP] and
+padding). It needs no project code to load::
 
     served = tf.saved_model.load("export/lcqmc").signatures["serving_default"]
     served(input_ids=ids, input_mask=mask, segment_ids=seg)["probabilities"]
@@ -26,7 +28,8 @@ SIGNATURE_INPUTS = ("input_ids", "input_mask", "segment_ids")
 
 
 def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int | None = None) -> list[str]:
-    """Writes ``model`` (AlbertModel or AlbertClassifier, built) to ``export_dir``; returns the signature's outputs.
+    """Writes ``model`` (AlbertModel, AlbertClassifier or AlbertTokenClassifier, built) to ``export_dir``; returns
+    the signature's outputs.
 
     The serving module tracks the model's variables itself and keeps the Keras model out of its attributes: the
     SavedModel then holds only the variables and the traced function, so loading needs neither Keras nor our code.
@@ -39,11 +42,13 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
     if max_seq_length is not None and not 0 < max_seq_length <= limit:
         raise ValueError(f"max_seq_length: {max_seq_length} is not in 1..max_position_embeddings ({limit})")
     outputs = ["pooled_output", "sequence_output"] + (["logits", "probabilities"] if heads else [])
+    if isinstance(model, modeling.AlbertTokenClassifier):
+        outputs.append("tags")  # int32 [B,T]: decoded tag ids (Viterbi; the CRF's when the tagger has one)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=n) for n in SIGNATURE_INPUTS])
     def serve(input_ids, input_mask, segment_ids):
         out = model({"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}, training=False)
-        return {k: tf.cast(out[k], tf.float32) for k in outputs}
+        return {k: out[k] if k == "tags" else tf.cast(out[k], tf.float32) for k in outputs}
 
     module = tf.Module(name="albert_serving")
     # The tf.Variables behind the Keras variables: what the traced function captures, and so what must be saved.

@@ -631,3 +631,83 @@ class AlbertClassifier(keras.Model):
         out["logits"] = tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
         out["probabilities"] = tf.nn.softmax(out["logits"], axis=-1)
         return out
+
+
+class AlbertTokenClassifier(keras.Model):
+    """Backbone + a tagging head: sequence output [B,T,H] -> (pre-LN configs only: LayerNorm) -> dropout -> tag
+    logits [B,T,K] with ``output_weights`` [K,H] and ``output_bias`` [K] (the classifier's names and layout), and
+    optionally a linear-chain CRF (``crf.CRF``: ``transitions`` [K,K], ``start_transitions``, ``end_transitions``).
+
+    Inputs: the backbone's, plus ``label_mask`` [B,T] (1 on the first piece of each labelled unit; default: every
+    real token but [CLS] and the last one, [SEP]) and, for the CRF's log-likelihood, ``label_ids`` [B,T].
+    Outputs: the backbone's, ``logits`` and ``probabilities`` [B,T,K] (float32), ``log_likelihood`` [B] (CRF, with
+    label_ids), and outside training ``tags`` [B,T] int32 (0 where the label mask is 0): Viterbi over the CRF's
+    scores, or without a CRF over the log-probabilities. ``constraints`` (allowed [K,K] from→to, allowed_start
+    [K], e.g. ``ner_data.bio_constraints``) forbid transitions when decoding; without constraints and CRF the tags
+    are the per-token argmax.
+    """
+
+    def __init__(self, config: AlbertConfig, num_tags: int, dropout: float = 0.1, use_crf: bool = False,
+                 constraints: tuple[Any, Any] | None = None, **kwargs):
+        import crf  # one concept per file; the CRF needs nothing from here
+
+        kwargs.setdefault("name", "albert_token_classifier")
+        super().__init__(**kwargs)
+        self.config, self.num_tags, self.use_crf = config, num_tags, use_crf
+        self.albert = AlbertModel(config, name="albert")
+        self.layer_norm = _layer_norm(config, "loss_layer_norm") if config.ln_type == "preln" else None
+        self.dropout = _dropout(dropout)
+        self.crf = crf.CRF(num_tags, name="crf") if use_crf else None
+        self.constraints = None if constraints is None else tuple(tf.constant(c, tf.bool) for c in constraints)
+
+    def build(self, input_shape=None):
+        self.albert.build()
+        self.albert.pooler.trainable = False  # unused by tagging: kept (checkpoints keep their layout), never updated
+        h = self.config.hidden_size
+        if self.layer_norm is not None:
+            self.layer_norm.build((None, None, h))
+        self.output_weights = self.add_weight(name="output_weights", shape=(self.num_tags, h),
+                                              initializer=_initializer(self.config))
+        self.output_bias = self.add_weight(name="output_bias", shape=(self.num_tags,), initializer="zeros")
+        if self.crf is not None:
+            self.crf.build()
+        super().build(input_shape)
+
+    @staticmethod
+    def label_mask(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        """[B,T] bool: ``label_mask`` when given, else the real tokens without [CLS] and the last ([SEP])."""
+        if "label_mask" in inputs:
+            return tf.cast(inputs["label_mask"], tf.bool)
+        mask = tf.cast(inputs["input_mask"], tf.int32)
+        positions = tf.range(tf.shape(mask)[1])[None]
+        last = tf.reduce_sum(mask, axis=1, keepdims=True) - 1
+        return (mask > 0) & (positions > 0) & (positions < last)
+
+    def decode(self, logits: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """Best tags [B,T] (see the class docstring)."""
+        import crf
+
+        allowed, allowed_start = self.constraints or (None, None)
+        if self.crf is not None:
+            return self.crf.decode(logits, mask, allowed, allowed_start)
+        if self.constraints is None:
+            return tf.where(mask, tf.argmax(logits, axis=-1, output_type=tf.int32), 0)
+        zeros = tf.zeros([self.num_tags, self.num_tags])
+        transitions, start = crf.constrain(zeros, zeros[0], allowed, allowed_start)
+        return crf.viterbi_decode(tf.nn.log_softmax(logits), mask, transitions, start, zeros[0])[0]
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
+        out = dict(self.albert(inputs, training=training))
+        x = out["sequence_output"]
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        x = self.dropout(x, training=training)
+        logits = tf.einsum("bth,kh->btk", tf.cast(x, self.compute_dtype), self.output_weights)
+        out["logits"] = tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)  # [B,T,K]
+        out["probabilities"] = tf.nn.softmax(out["logits"], axis=-1)
+        mask = self.label_mask(inputs)
+        if self.crf is not None and "label_ids" in inputs:
+            out["log_likelihood"] = self.crf.log_likelihood(out["logits"], inputs["label_ids"], mask)  # [B]
+        if not training:
+            out["tags"] = self.decode(out["logits"], mask)  # [B,T]
+        return out

@@ -344,6 +344,39 @@ def test_convert_brightmart_postln_to_hf_bert(tmp_path, task):
     assert_close(run(model, inputs), hf_outputs(_hf_load(cls, tmp_path), inputs), keys)
 
 
+@pytest.mark.parametrize("family", ["google", "brightmart"])
+def test_convert_tagger_to_hf_token_classification(tmp_path, family):
+    """A run_ner.py tagger (with a CRF, written by our loop) -> HF *ForTokenClassification: equal emission logits,
+    the tag names as id2label, and the CRF's scores in crf.json."""
+    import json
+    transformers = pytest.importorskip("transformers")
+    config = small_config(num_hidden_groups=1, model_family=family)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    model = built(modeling.AlbertTokenClassifier(config, len(tags), use_crf=True))
+    randomize(model, seed=11)
+    path = str(tmp_path / "run")
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model, step=tf.Variable(4)), path, 1).save()
+    config.to_json_file(str(tmp_path / "c.json"))
+    (tmp_path / "tag_list.txt").write_text("\n".join(tags) + "\n")
+    cls = transformers.AlbertForTokenClassification if family == "google" else transformers.BertForTokenClassification
+    assert convert.main([f"--tf_checkpoint_path={path}", f"--bert_config_file={tmp_path}/c.json",
+                         f"--tag_list_file={tmp_path}/tag_list.txt", f"--pytorch_dump_path={tmp_path}/hf"]) == cls.__name__
+    hf = _hf_load(cls, tmp_path / "hf")
+    assert hf.config.id2label[1] == "B-PER"
+    inputs = batch()
+    import torch
+    with torch.no_grad():
+        logits = hf(**{"input_ids": torch.tensor(inputs["input_ids"], dtype=torch.long),
+                       "attention_mask": torch.tensor(inputs["input_mask"], dtype=torch.long),
+                       "token_type_ids": torch.tensor(inputs["segment_ids"], dtype=torch.long)}).logits.numpy()
+    ours = run(model, inputs)["logits"]
+    mask = inputs["input_mask"].astype(bool)
+    assert max_abs(ours[mask], logits[mask]) < TOL
+    crf = json.loads((tmp_path / "hf" / "crf.json").read_text())
+    np.testing.assert_allclose(crf["transitions"], model.crf.transitions.numpy(), rtol=1e-6)
+    assert crf["labels"] == tags
+
+
 def test_convert_refuses_what_hf_cannot_express(tmp_path):
     bright = built(modeling.AlbertPretrainingModel(small_config()))
     with pytest.raises(ValueError, match="cannot express the brightmart family"):

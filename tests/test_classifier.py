@@ -150,23 +150,23 @@ def test_best_dev_checkpoint_is_the_best_of_all_checkpoints(fine_tuned, news):
 _SELECTION = textwrap.dedent("""
     import os, sys
     import tensorflow as tf
-    import run_classifier
+    import finetuning
     out = sys.argv[1]
     variable = tf.Variable(0.0)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), out, max_to_keep=1)
     dev = iter([0.5, 0.8, 0.7, 0.8])
-    best = run_classifier.BestCheckpoint(out, lambda: {"accuracy": next(dev), "loss": 1.0}, chief=True)
+    best = finetuning.BestCheckpoint(out, lambda: {"accuracy": next(dev), "loss": 1.0}, chief=True)
     for step in range(1, 5):
         variable.assign(float(step))
         best(manager.save(checkpoint_number=step), step)
     assert sorted(f for f in os.listdir(out) if f.endswith(".index")) == ["ckpt-4.index"]  # max_to_keep deleted 2
-    record = run_classifier.read_best(out)
+    record = finetuning.read_best(out)
     assert record["step"] == "2" and float(record["accuracy"]) == 0.8, record
     tf.train.Checkpoint(v=variable).restore(record["checkpoint"]).assert_consumed()
     assert float(variable.numpy()) == 2.0
-    resumed = run_classifier.BestCheckpoint(out, lambda: {"accuracy": 0.75, "loss": 1.0}, chief=True)
+    resumed = finetuning.BestCheckpoint(out, lambda: {"accuracy": 0.75, "loss": 1.0}, chief=True)
     resumed(manager.save(checkpoint_number=5), 5)  # a resumed run keeps the better earlier best
-    assert run_classifier.read_best(out)["step"] == "2"
+    assert finetuning.read_best(out)["step"] == "2"
     lines = open(os.path.join(out, "dev_history.tsv")).read().splitlines()
     assert lines[0] == "step\taccuracy\tloss" and [l.split("\t")[1] for l in lines[1:]] == [
         "0.5", "0.8", "0.7", "0.8", "0.75"], lines

@@ -1,0 +1,283 @@
+"""What the fine-tuning CLIs (run_classifier.py, run_ner.py) share: the config and init glue, dev selection of the
+best checkpoint, and stage headings. Functions take plain arguments; the CLIs pass their flags."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import tensorflow as tf
+from absl import flags
+
+import classifier_data
+import input_pipeline
+import modeling
+import optimization
+import training
+
+BEST_DIR, BEST_RECORD, DEV_HISTORY = "best", "best_checkpoint.txt", "dev_history.tsv"
+
+
+def define_flags(task_names: list[str], predict_help: str, unit: str = "example") -> None:
+    """The flags both fine-tuning CLIs take (the seed's run_classifier.py names), then the optimizer's and the
+    loop's. ``unit``: what a line of the task files is, for the help texts."""
+    flags.DEFINE_string("task_name", None, f"The task: {', '.join(sorted(task_names))}.")
+    flags.DEFINE_string("data_dir", None, "Directory holding the task's train/dev/test files.")
+    flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the seed's, Google's or BERT's).")
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocab the model was pretrained with.")
+    flags.DEFINE_string("spm_model_file", None, "SentencePiece model (Google ALBERT); replaces --vocab_file.")
+    flags.DEFINE_string("output_dir", None, "Checkpoints, cached features, eval/predict results, the best checkpoint.")
+    flags.DEFINE_string("init_checkpoint", None, "TF1 (albert_zh or Google) or TF2 checkpoint to start from.")
+    flags.DEFINE_enum("model_family", None, list(modeling.MODEL_FAMILIES), "Overrides the config's model family.")
+    flags.DEFINE_bool("do_lower_case", True, "Lower-case the text (True for the Chinese vocabs).")
+    flags.DEFINE_integer("max_seq_length", 128, f"Tokens per {unit} after WordPiece, [CLS] and [SEP]s included.")
+    flags.DEFINE_bool("do_train", False, "Fine-tune on the train file.")
+    flags.DEFINE_bool("do_eval", False, "Evaluate on the dev file (each checkpoint while training, then the chosen "
+                                        "one).")
+    flags.DEFINE_bool("do_predict", False, predict_help)
+    flags.DEFINE_integer("train_batch_size", 32, "Global training batch.")
+    flags.DEFINE_integer("eval_batch_size", 8, "Eval batch (the last batch may be partial: nothing is dropped).")
+    flags.DEFINE_integer("predict_batch_size", 8, "Predict batch (the last batch may be partial).")
+    flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.")
+    flags.DEFINE_float("num_train_epochs", 3.0, "Epochs over the train file.")
+    flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the training steps with linear warmup.")
+    optimization.define_flags("adamw")
+    flags.DEFINE_float("hidden_dropout_prob", None, "Overrides the config's hidden_dropout_prob (default: config's).")
+    flags.DEFINE_float("attention_probs_dropout_prob", None, "Overrides the config's attention_probs_dropout_prob.")
+    flags.DEFINE_bool("skip_bad_lines", False, f"Skip (and count) malformed {unit}s of the task files instead of "
+                                               f"failing.")
+    flags.DEFINE_bool("use_best_checkpoint", True,
+                      "Eval/predict/export with the best dev checkpoint (output_dir/best) when there is one.")
+    flags.DEFINE_string("export_dir", None, "SavedModel directory (default: output_dir/saved_model after training).")
+    training.define_flags()
+
+
+def config_from_flags(FLAGS) -> modeling.AlbertConfig:
+    """model_config with the CLI's flags."""
+    return model_config(FLAGS.bert_config_file, model_family=FLAGS.model_family,
+                        max_seq_length=FLAGS.max_seq_length, init_checkpoint=FLAGS.init_checkpoint,
+                        output_dir=FLAGS.output_dir, hidden_dropout_prob=FLAGS.hidden_dropout_prob,
+                        attention_probs_dropout_prob=FLAGS.attention_probs_dropout_prob)
+
+
+def check_required(FLAGS) -> None:
+    """The usage errors both CLIs share."""
+    from absl import app
+
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+        raise app.UsageError("At least one of --do_train, --do_eval or --do_predict must be true.")
+    if not FLAGS.vocab_file and not FLAGS.spm_model_file:
+        raise app.UsageError("--vocab_file (or --spm_model_file) is required.")
+
+
+def stage(title: str) -> None:
+    print(f"\n===== {title} =====", flush=True)
+
+
+def model_config(bert_config_file: str, *, model_family: str | None, max_seq_length: int,
+                 init_checkpoint: str | None, output_dir: str, hidden_dropout_prob: float | None = None,
+                 attention_probs_dropout_prob: float | None = None) -> modeling.AlbertConfig:
+    """The config file, with the flag's model family, the checkpoint's family (when neither sets it) and the
+    dropout overrides; checks max_seq_length against max_position_embeddings."""
+    config = modeling.AlbertConfig.from_json_file(bert_config_file, model_family=model_family)
+    if max_seq_length > config.max_position_embeddings:
+        raise ValueError(f"--max_seq_length={max_seq_length} exceeds max_position_embeddings "
+                         f"({config.max_position_embeddings}) of {bert_config_file}")
+    if init_checkpoint:
+        import checkpoints  # lazily: only runs with a checkpoint need it
+        try:  # also when resuming: the run being resumed was built with the family this picks
+            config = checkpoints.config_for_checkpoint(config, init_checkpoint)
+        except FileNotFoundError:
+            if not tf.train.latest_checkpoint(output_dir):
+                raise
+            print(f"note: --init_checkpoint={init_checkpoint} is gone; resuming from {output_dir}", flush=True)
+    overrides = {k: v for k, v in (("hidden_dropout_prob", hidden_dropout_prob),
+                                   ("attention_probs_dropout_prob", attention_probs_dropout_prob)) if v is not None}
+    return config.replace(**overrides) if overrides else config
+
+
+def init_from_checkpoint(init_checkpoint: str | None):
+    """An init_fn for Trainer.restore_or_initialize that loads ``init_checkpoint`` through the checkpoint loader
+    (TF1 of either family, or ours); the loop calls it only when output_dir has nothing to resume."""
+    if not init_checkpoint:
+        return None
+
+    def init(model):
+        import checkpoints
+        checkpoints.load_checkpoint(model, init_checkpoint)
+    return init
+
+
+def build_trainer(FLAGS, strategy: tf.distribute.Strategy, task: training.Task,
+                  num_train_examples: int | None) -> "FineTuningTrainer":
+    """The trainer for ``num_train_examples`` (None: no training) × --num_train_epochs, its optimizer from the
+    optimizer flags, restored from output_dir or initialised from --init_checkpoint."""
+    num_steps, warmup = 1, 0  # eval/predict-only runs still build the optimizer (for resuming its checkpoints)
+    if num_train_examples is not None:
+        num_steps = classifier_data.num_train_steps(num_train_examples, FLAGS.num_train_epochs,
+                                                    FLAGS.train_batch_size)
+        warmup = int(num_steps * FLAGS.warmup_proportion)
+
+    def make_optimizer():
+        return optimization.create_optimizer(FLAGS.learning_rate, num_steps, warmup,
+                                             **optimization.flag_kwargs(FLAGS))
+
+    trainer = FineTuningTrainer(strategy, task, make_optimizer,
+                                training.config_from_flags(FLAGS, num_steps, FLAGS.train_batch_size))
+    trainer.warmup_steps = warmup
+    trainer.restore_or_initialize(init_fn=init_from_checkpoint(FLAGS.init_checkpoint))
+    return trainer
+
+
+def train_and_pick_best(FLAGS, trainer: "FineTuningTrainer", train_file: str | None, feature_spec: dict,
+                        dev_metrics: Callable[[], dict[str, float]], metric: str) -> int:
+    """--do_train (with --do_eval: each checkpoint evaluated, the best kept), then the best dev checkpoint loaded
+    (--use_best_checkpoint); returns the step of the weights the model holds."""
+    if FLAGS.do_train:
+        if FLAGS.do_eval:
+            best = BestCheckpoint(FLAGS.output_dir, dev_metrics, trainer.chief, metric=metric)
+            evaluate_pending(best, trainer)
+            trainer.after_save = best
+
+        def dataset_fn(ctx, start_step):
+            return input_pipeline.make_dataset([train_file], feature_spec, trainer.per_replica_batch,
+                                               is_training=True, input_context=ctx, seed=FLAGS.seed,
+                                               skip_batches=start_step)
+        trainer.train(dataset_fn, [train_file])
+        trainer.after_save = None
+    return use_best_checkpoint(trainer.model, trainer.step, FLAGS.output_dir, use_best=FLAGS.use_best_checkpoint,
+                               warn_untrained=not FLAGS.do_train and not FLAGS.init_checkpoint)
+
+
+class FineTuningTrainer(training.Trainer):
+    """training.Trainer that calls ``after_save(prefix, step)`` after each checkpoint (the dev evaluation)."""
+
+    after_save: Callable[[str, int], None] | None = None
+    warmup_steps: int = 0
+
+    def save(self) -> str:
+        path = super().save()
+        if self.after_save is not None:
+            self.after_save(path, self.step)
+        return path
+
+
+class BestCheckpoint:
+    """Evaluates each checkpoint on dev and keeps the one with the highest ``metric`` in ``output_dir/best/``.
+
+    The files are copied (the CheckpointManager deletes old checkpoints beyond --keep_checkpoint_max), with
+    ``best_checkpoint.txt`` (step, the metric, loss, path) inside and a copy beside it in output_dir. A resumed run
+    reads it back and only replaces the best with a better one (the earliest wins ties). ``dev_history.tsv`` has a
+    row per evaluation.
+
+    Kill-safe: the new best is assembled in ``best.tmp/`` and swapped in by renames (``best/`` -> ``best.old/``,
+    ``best.tmp/`` -> ``best/``); a run killed between the two finds ``best.old/`` and puts it back.
+    """
+
+    def __init__(self, output_dir: str, evaluate: Callable[[], dict[str, float]], chief: bool,
+                 metric: str = "accuracy"):
+        self.output_dir = output_dir
+        self.dir = os.path.join(output_dir, BEST_DIR)
+        self.record = os.path.join(output_dir, BEST_RECORD)
+        self.history = os.path.join(output_dir, DEV_HISTORY)
+        self.evaluate, self.chief, self.metric = evaluate, chief, metric
+        if chief:
+            recover_best(output_dir)
+        found = read_best(output_dir)
+        self.best = float(found[metric]) if found and metric in found else -1.0
+
+    def evaluated_steps(self) -> set[int]:
+        if not tf.io.gfile.exists(self.history):
+            return set()
+        with tf.io.gfile.GFile(self.history) as f:
+            return {int(line.split("\t")[0]) for line in f.read().splitlines()[1:] if line.strip()}
+
+    def evaluate_pending(self, checkpoint: str | None, step: int) -> None:
+        """After a resume: the checkpoint a killed run saved but did not get to evaluate is evaluated now (the
+        model holds its weights), so it can still be chosen as the best."""
+        if checkpoint and step > 0 and step not in self.evaluated_steps():
+            print(f"dev evaluation of {checkpoint}, saved before the run stopped", flush=True)
+            self(checkpoint, step)
+
+    def __call__(self, path: str, step: int) -> None:
+        results = self.evaluate()  # on every worker: evaluation takes part in collectives
+        value = results[self.metric]
+        better = value > self.best
+        print(f"dev at step {step}: {self.metric} {value:.4f}  loss {results['loss']:.4f}"
+              + ("  (best so far)" if better else f"  (best {self.best:.4f})"), flush=True)
+        if not self.chief:
+            return
+        new_file = not tf.io.gfile.exists(self.history)
+        with tf.io.gfile.GFile(self.history, "a") as f:
+            if new_file:
+                f.write(f"step\t{self.metric}\tloss\n")
+            f.write(f"{step}\t{value}\t{results['loss']}\n")
+        if better:
+            self._replace_best(path, step, {"step": step, self.metric: value, "loss": results["loss"],
+                                            "metric": self.metric})
+            self.best = value
+
+    def _replace_best(self, path: str, step: int, record: dict) -> None:
+        staging, old = self.dir + ".tmp", self.dir + ".old"
+        if tf.io.gfile.exists(staging):
+            tf.io.gfile.rmtree(staging)
+        tf.io.gfile.makedirs(staging)
+        for source in tf.io.gfile.glob(path + ".*"):
+            tf.io.gfile.copy(source, os.path.join(staging, os.path.basename(source)), overwrite=True)
+        name = os.path.basename(path)
+        with tf.io.gfile.GFile(os.path.join(staging, "checkpoint"), "w") as f:  # --init_checkpoint=<dir>/best works
+            f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+        record = dict(record, checkpoint=os.path.join(self.dir, name))
+        classifier_data.write_key_values(os.path.join(staging, BEST_RECORD), record)
+        if tf.io.gfile.exists(old):
+            tf.io.gfile.rmtree(old)
+        if tf.io.gfile.exists(self.dir):
+            tf.io.gfile.rename(self.dir, old)
+        tf.io.gfile.rename(staging, self.dir)
+        classifier_data.write_key_values(self.record + ".tmp", record)
+        tf.io.gfile.rename(self.record + ".tmp", self.record, overwrite=True)
+        if tf.io.gfile.exists(old):
+            tf.io.gfile.rmtree(old)
+
+
+def evaluate_pending(best: BestCheckpoint, trainer: training.Trainer) -> None:
+    """BestCheckpoint.evaluate_pending for the checkpoint ``trainer`` resumed from. Single-worker runs only: the
+    decision reads output_dir's dev history, which another worker may not see, and evaluation is collective."""
+    if not isinstance(trainer.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        best.evaluate_pending(trainer.manager.latest_checkpoint, trainer.step)
+
+
+def recover_best(output_dir: str) -> None:
+    """Puts ``best.old/`` back when a kill left no ``best/`` (see BestCheckpoint)."""
+    best, old = os.path.join(output_dir, BEST_DIR), os.path.join(output_dir, BEST_DIR + ".old")
+    if tf.io.gfile.exists(old) and not tf.io.gfile.exists(best):
+        tf.io.gfile.rename(old, best)
+        print(f"note: put back {best} (a run was stopped while replacing it)", flush=True)
+
+
+def read_best(output_dir: str) -> dict[str, str] | None:
+    """The best checkpoint's record (step, the metric, loss, checkpoint) from ``best/`` (whose copy in output_dir
+    may lag by one replacement after a kill), or None when there is none."""
+    for path in (os.path.join(output_dir, BEST_DIR, BEST_RECORD), os.path.join(output_dir, BEST_RECORD)):
+        if tf.io.gfile.exists(path):
+            found = classifier_data.read_key_values(path)
+            if tf.io.gfile.exists(found.get("checkpoint", "") + ".index"):
+                return found
+    return None
+
+
+def use_best_checkpoint(model, step: int, output_dir: str, *, use_best: bool, warn_untrained: bool) -> int:
+    """Loads output_dir's best dev checkpoint into ``model`` when there is one (and ``use_best``); returns the step
+    of the weights the model now holds. ``warn_untrained``: say so when the model is left randomly initialised."""
+    best = read_best(output_dir) if use_best else None
+    if best is None:
+        if warn_untrained and step == 0:
+            print("WARNING: no checkpoint in --output_dir and no --init_checkpoint: the model is randomly "
+                  "initialised", flush=True)
+        return step
+    status = tf.train.Checkpoint(model=model).restore(best["checkpoint"])
+    status.assert_existing_objects_matched().expect_partial()  # the optimizer's slots are not wanted here
+    metric = best.get("metric", "accuracy")
+    print(f"\nusing the best dev checkpoint: step {best['step']}, dev {metric} {float(best[metric]):.4f} "
+          f"({best['checkpoint']})", flush=True)
+    return int(best["step"])

@@ -1,0 +1,78 @@
+"""finetuning.BestCheckpoint: kill-safe replacement of the best checkpoint, and dev evaluation of what a killed
+run saved but never evaluated."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import tensorflow as tf
+
+import finetuning
+
+
+def save_steps(out: str, steps: list[int]):
+    variable = tf.Variable(0.0)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), out, max_to_keep=10)
+    paths = {}
+    for step in steps:
+        variable.assign(float(step))
+        paths[step] = manager.save(checkpoint_number=step)
+    return variable, paths
+
+
+def test_a_kill_while_replacing_the_best_keeps_the_old_best(tmp_path, monkeypatch):
+    out = str(tmp_path)
+    variable, paths = save_steps(out, [1, 2])
+    scores = iter([0.5, 0.9])
+    best = finetuning.BestCheckpoint(out, lambda: {"accuracy": next(scores), "loss": 1.0}, chief=True)
+    best(paths[1], 1)
+    real_rename = tf.io.gfile.rename
+
+    def killed(source, target, overwrite=False):  # dies after best/ -> best.old/, before best.tmp/ -> best/
+        if source.endswith("best.tmp"):
+            raise KeyboardInterrupt("killed")
+        return real_rename(source, target, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        best(paths[2], 2)
+    monkeypatch.setattr(tf.io.gfile, "rename", real_rename)
+    assert not os.path.exists(tmp_path / "best")  # the moment of the kill: only best.old/ holds the best
+    resumed = finetuning.BestCheckpoint(out, lambda: {"accuracy": 0.1, "loss": 1.0}, chief=True)
+    record = finetuning.read_best(out)
+    assert record["step"] == "1" and resumed.best == 0.5
+    tf.train.Checkpoint(v=variable).restore(record["checkpoint"]).assert_consumed()
+    assert float(variable.numpy()) == 1.0
+
+
+def test_the_record_inside_best_wins_over_a_stale_copy(tmp_path):
+    out = str(tmp_path)
+    _, paths = save_steps(out, [1, 2])
+    scores = iter([0.5, 0.9])
+    best = finetuning.BestCheckpoint(out, lambda: {"accuracy": next(scores), "loss": 1.0}, chief=True)
+    best(paths[1], 1)
+    stale = (tmp_path / "best_checkpoint.txt").read_text()
+    best(paths[2], 2)
+    (tmp_path / "best_checkpoint.txt").write_text(stale)  # a kill before the copy in output_dir was updated
+    assert finetuning.read_best(out)["step"] == "2"
+    assert sorted(os.listdir(tmp_path / "best")) == ["best_checkpoint.txt", "checkpoint", "ckpt-2.data-00000-of-00001",
+                                                     "ckpt-2.index"]
+
+
+def test_a_checkpoint_saved_before_a_kill_is_evaluated_on_resume(tmp_path):
+    out = str(tmp_path)
+    _, paths = save_steps(out, [1, 2])
+    evaluated = []
+
+    def evaluate():
+        evaluated.append(1)
+        return {"accuracy": 0.7 if len(evaluated) == 1 else 0.8, "loss": 1.0}
+
+    best = finetuning.BestCheckpoint(out, evaluate, chief=True)
+    best(paths[1], 1)  # step 2 was saved, then the run was killed before its dev evaluation
+    resumed = finetuning.BestCheckpoint(out, evaluate, chief=True)
+    resumed.evaluate_pending(paths[2], 2)
+    assert len(evaluated) == 2 and finetuning.read_best(out)["step"] == "2"
+    resumed.evaluate_pending(paths[2], 2)  # already evaluated: nothing to do
+    assert len(evaluated) == 2
