@@ -27,13 +27,15 @@ import modeling
 SIGNATURE_INPUTS = ("input_ids", "input_mask", "segment_ids")
 
 
-def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int | None = None) -> list[str]:
+def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int | None = None,
+                       static_shape: tuple[int, int] | None = None) -> list[str]:
     """Writes ``model`` (AlbertModel, AlbertClassifier or AlbertTokenClassifier, built) to ``export_dir``; returns
     the signature's outputs.
 
     The serving module tracks the model's variables itself and keeps the Keras model out of its attributes: the
     SavedModel then holds only the variables and the traced function, so loading needs neither Keras nor our code.
     max_seq_length, when given, is checked against max_position_embeddings and used for a check call.
+    static_shape: a fixed input shape [B,T] instead of [None, None] (for converters that need static shapes).
     """
     albert, heads = checkpoints.split_model(model)
     if "mlm" in heads:
@@ -45,7 +47,9 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
     if isinstance(model, modeling.AlbertTokenClassifier):
         outputs.append("tags")  # int32 [B,T]: decoded tag ids (Viterbi; the CRF's when the tagger has one)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=n) for n in SIGNATURE_INPUTS])
+    shape = list(static_shape) if static_shape else [None, None]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=n) for n in SIGNATURE_INPUTS])
     def serve(input_ids, input_mask, segment_ids):
         out = model({"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}, training=False)
         return {k: out[k] if k == "tags" else tf.cast(out[k], tf.float32) for k in outputs}
@@ -55,7 +59,7 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
     module.model_variables = [v.value for v in model.variables]
     module.serve = serve
     if max_seq_length:
-        ones = tf.ones([1, max_seq_length], tf.int32)
+        ones = tf.ones([static_shape[0] if static_shape else 1, max_seq_length], tf.int32)
         serve(ones, ones, tf.zeros_like(ones))
     tf.saved_model.save(module, export_dir, signatures={"serving_default": serve})
     print(f"exported {type(model).__name__} to {export_dir}: serving_default(input_ids, input_mask, segment_ids) "

@@ -244,7 +244,8 @@ def _linear(dense: keras.layers.Dense, x: tf.Tensor) -> tf.Tensor:
 def attention_bias(input_mask: tf.Tensor) -> tf.Tensor:
     """input_mask [B,T] (1 = token, 0 = padding) -> additive bias [B,1,1,T] (0 or -10000, as the TF1 code)."""
     mask = tf.cast(input_mask, tf.float32)
-    return (1.0 - mask)[:, None, None, :] * -10000.0
+    # expand_dims, not [:, None, None, :]: LiteRT's builtin strided slice takes no new axes
+    return tf.expand_dims(tf.expand_dims(1.0 - mask, 1), 1) * -10000.0
 
 
 def gather_positions(sequence: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
@@ -299,7 +300,7 @@ class AlbertEmbeddings(keras.layers.Layer):
         if self.word_embeddings_2 is not None:
             x = tf.matmul(x, self.word_embeddings_2)  # [B,T,H]
         x += tf.gather(self.token_type_embeddings, segment_ids)
-        x += self.position_embeddings[None, :seq_len, :]
+        x += tf.slice(self.position_embeddings, [0, 0], [seq_len, -1])  # [T,W], broadcast over B (LiteRT-safe)
         x = self.dropout(self.layer_norm(x), training=training)
         if self.embedding_hidden_mapping_in is not None:
             x = tf.cast(self.embedding_hidden_mapping_in(x), tf.float32)  # [B,T,H]

@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "${BASH_SOURCE[0]}")"
 reqs="${1:-requirements.txt}"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-stamp=".venv/.installed-$(cat "$reqs" requirements.txt | sha1sum | cut -c1-12)"
+stamp=".venv/.installed-$(cat "$reqs" requirements*.txt | sha1sum | cut -c1-12)"  # any included file counts
 if [ ! -f "$stamp" ]; then
   echo "== installing $reqs into .venv (a few minutes the first time)" >&2
   .venv/bin/python -m pip install -q --upgrade pip

@@ -1,0 +1,202 @@
+"""Exports a checkpoint for serving: a TF SavedModel, a LiteRT flatbuffer (fp32 or dynamic-range int8) or ONNX.
+
+    python export_model.py --bert_config_file=albert_config/albert_config_tiny.json \\
+        --init_checkpoint=output/lcqmc/best --num_labels=2 --max_seq_length=128 \\
+        --export_dir=export/lcqmc_litert --format=litert --quantize=dynamic_int8
+
+Every format has the SavedModel's interface: inputs ``input_ids``, ``input_mask``, ``segment_ids`` (int32 [B,T]),
+outputs ``pooled_output``, ``sequence_output`` and, with a head, ``logits`` and ``probabilities`` (a run_ner.py
+tagger: [B,T,K] and ``tags`` [B,T] int32). See export_saved_model.py for the SavedModel itself.
+
+* ``--format=saved_model``: ``EXPORT_DIR`` is the SavedModel (``serving_default``).
+* ``--format=litert``: ``EXPORT_DIR/model.tflite``, converted from that SavedModel with LiteRT's built-in ops only
+  (the Flex delegate is gone from ai_edge_litert and TF 2.20+), one signature ``serving_default`` with the names
+  above, any batch and length up to ``max_seq_length``; a tagger's Viterbi loop needs static shapes there, so a
+  LiteRT tagger takes [1, max_seq_length]. ``--quantize=dynamic_int8`` stores weights as int8 (activations stay
+  float): about 4× smaller.
+* ``--format=onnx``: ``EXPORT_DIR/model.onnx`` by tf2onnx (pinned 1.17.0, run as ``python -m tf2onnx.convert`` on
+  the SavedModel: its ``from_keras`` does not work under Keras 3), opset 17. ``--quantize=dynamic_int8`` runs
+  onnxruntime's ``quantize_dynamic`` on it.
+
+After writing, the file is loaded with its own runtime (ai_edge_litert, onnxruntime) and run on a check batch
+next to the SavedModel; the largest difference of each output is printed, and NaN or a float difference above
+1e-3 (fp32) is an error, so a broken export never gets its final name. Files are written under a temporary name
+and renamed when complete. The runtimes come from requirements-export.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+import checkpoints
+import export_saved_model
+import modeling
+import ner_data
+
+FORMATS = ("saved_model", "litert", "onnx")
+QUANTIZATIONS = ("none", "dynamic_int8")
+FP32_TOLERANCE = 1e-3  # outputs of a float export may differ from the SavedModel's by rounding only
+ONNX_OPSET = 17
+
+
+def check_inputs(max_seq_length: int, vocab_size: int, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
+    """A batch of token ids with padding, for comparing an export with its SavedModel."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocab_size, size=(batch, max_seq_length)).astype(np.int32)
+    mask = np.ones_like(ids)
+    mask[-1, max_seq_length // 2:] = 0  # the last row is padded
+    ids[mask == 0] = 0
+    ids[:, 0] = 2
+    return {"input_ids": ids, "input_mask": mask, "segment_ids": np.zeros_like(ids)}
+
+
+def saved_model_outputs(saved_model_dir: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    return {k: v.numpy() for k, v in serve(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+def to_litert(saved_model_dir: str, quantize: str) -> bytes:
+    """SavedModel -> LiteRT flatbuffer, built-in ops only."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "dynamic_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range: int8 weights, float activations
+    return converter.convert()
+
+
+def run_litert(path: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=path).get_signature_runner("serving_default")
+    return runner(**inputs)
+
+
+def litert_ops(path: str) -> set[str]:
+    """The operator names a LiteRT file uses (custom and Flex ops included, by name)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return {op["op_name"] for op in Interpreter(model_path=path)._get_ops_details()}
+
+
+def to_onnx(saved_model_dir: str, path: str, quantize: str) -> None:
+    """SavedModel -> ONNX by the tf2onnx CLI (its Python from_keras is broken under Keras 3)."""
+    done = subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved_model_dir,
+                           "--signature_def", "serving_default", "--opset", str(ONNX_OPSET), "--output", path],
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not os.path.exists(path):
+        raise RuntimeError(f"tf2onnx could not convert {saved_model_dir}:\n{done.stderr[-3000:]}")
+    if quantize == "dynamic_int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantized = path + ".int8"
+        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8)
+        os.replace(quantized, path)
+
+
+def run_onnx(path: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, inputs)))
+
+
+def compare(name: str, ours: dict[str, np.ndarray], reference: dict[str, np.ndarray], quantize: str) -> dict:
+    """Largest absolute difference per output; NaN, a missing output or (fp32) a difference above
+    FP32_TOLERANCE raise ValueError."""
+    if set(ours) != set(reference):
+        raise ValueError(f"{name}: outputs {sorted(ours)} but the SavedModel has {sorted(reference)}")
+    diffs = {}
+    for key, ref in reference.items():
+        value = np.asarray(ours[key])
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"{name}: output {key} holds NaN or Inf")
+        diffs[key] = float(np.max(np.abs(value.astype(np.float64) - ref.astype(np.float64)))) if ref.size else 0.0
+    worst = {k: v for k, v in diffs.items() if k != "tags" and v > FP32_TOLERANCE}
+    if quantize == "none" and worst:
+        raise ValueError(f"{name}: outputs differ from the SavedModel's by {worst} (more than {FP32_TOLERANCE})")
+    return diffs
+
+
+def export(model, export_dir: str, fmt: str, max_seq_length: int, quantize: str = "none") -> str:
+    """Writes ``model`` (built and loaded) in ``fmt`` under ``export_dir``; returns the path written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format={fmt!r}: expected one of {', '.join(FORMATS)}")
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"--quantize={quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
+    if fmt == "saved_model":
+        if quantize != "none":
+            raise ValueError("--quantize applies to --format=litert and onnx; a SavedModel keeps float weights")
+        export_saved_model.export_saved_model(model, export_dir, max_seq_length)
+        return export_dir
+    os.makedirs(export_dir, exist_ok=True)
+    tagger = isinstance(model, modeling.AlbertTokenClassifier)
+    static = (1, max_seq_length) if fmt == "litert" and tagger else None
+    with tempfile.TemporaryDirectory(dir=export_dir, prefix=".saved_model.") as staging:
+        export_saved_model.export_saved_model(model, staging, max_seq_length, static_shape=static)
+        albert, _ = checkpoints.split_model(model)
+        inputs = check_inputs(max_seq_length, albert.config.vocab_size, batch=1 if static else 2)
+        reference = saved_model_outputs(staging, inputs)
+        final = os.path.join(export_dir, "model.tflite" if fmt == "litert" else "model.onnx")
+        partial = final + ".partial"
+        if fmt == "litert":
+            with open(partial, "wb") as f:
+                f.write(to_litert(staging, quantize))
+            outputs = run_litert(partial, inputs)
+        else:
+            to_onnx(staging, partial, quantize)
+            outputs = run_onnx(partial, inputs)
+        try:
+            diffs = compare(final, outputs, reference, quantize)
+        except ValueError:
+            os.remove(partial)
+            raise
+    os.replace(partial, final)
+    print(f"wrote {final} ({os.path.getsize(final) / 1e6:.1f} MB, {quantize}); largest difference from the "
+          f"SavedModel on a check batch: " + ", ".join(f"{k} {v:.2g}" for k, v in sorted(diffs.items())))
+    return final
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bert_config_file", "--albert_config_file", dest="config_file", required=True)
+    parser.add_argument("--init_checkpoint", required=True, help="checkpoint prefix or directory (TF1 or ours)")
+    parser.add_argument("--export_dir", required=True)
+    parser.add_argument("--format", choices=FORMATS, default="saved_model")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
+                        help="dynamic_int8: int8 weights (LiteRT, ONNX)")
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--num_labels", type=int, default=None,
+                        help="classifier labels or tagger tags; 0 = backbone only; default: what the checkpoint holds")
+    parser.add_argument("--model_family", choices=modeling.MODEL_FAMILIES, default=None)
+    parser.add_argument("--classifier_pooling", choices=modeling.CLASSIFIER_POOLINGS, default="cls")
+    parser.add_argument("--token_classification", action="store_true",
+                        help="a run_ner.py tagger (implied by a CRF in the checkpoint)")
+    parser.add_argument("--tag_list_file", default=None,
+                        help="run_ner.py's tag_list.txt: decode under its BIO constraints (as run_ner.py does)")
+    args = parser.parse_args(argv)
+    tagger = args.token_classification or bool(args.tag_list_file) or \
+        checkpoints.inspect_checkpoint(args.init_checkpoint).has_crf
+    constraints = None
+    if args.tag_list_file:
+        with open(args.tag_list_file, encoding="utf-8") as f:
+            constraints = ner_data.bio_constraints([line.strip() for line in f if line.strip()])
+    model, _ = checkpoints.model_from_checkpoint(args.config_file, args.init_checkpoint,
+                                                 model_family=args.model_family, num_labels=args.num_labels,
+                                                 classifier_pooling=args.classifier_pooling, tagger=tagger,
+                                                 constraints=constraints)
+    if isinstance(model, modeling.AlbertPretrainingModel):
+        raise SystemExit(f"{args.init_checkpoint} holds a pretraining model (MLM and SOP heads): pass --num_labels=0 "
+                         f"to export its backbone, or a fine-tuned checkpoint")
+    return export(model, args.export_dir, args.format, args.max_seq_length, args.quantize)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

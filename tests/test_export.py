@@ -1,0 +1,131 @@
+"""export_model.py: every format of a small fine-tuned classifier, loaded in a fresh process by its own runtime only
+(tf.saved_model, ai_edge_litert, onnxruntime; no project code), against the Keras model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import checkpoints
+import export_model
+import modeling
+from test_modeling import randomize, small_config
+
+SEQ = 24
+
+_LOAD = textwrap.dedent("""
+    import importlib.util, sys
+    import numpy as np
+    assert importlib.util.find_spec("modeling") is None and importlib.util.find_spec("export_model") is None
+    inputs = dict(np.load("inputs.npz"))
+    fmt, path = sys.argv[1], sys.argv[2]
+    if fmt == "saved_model":
+        import tensorflow as tf
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        out = {k: v.numpy() for k, v in serve(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+    elif fmt == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+        out = Interpreter(model_path=path).get_signature_runner("serving_default")(**inputs)
+    else:
+        import onnxruntime
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        out = dict(zip([o.name for o in session.get_outputs()], session.run(None, inputs)))
+    np.savez(sys.argv[3], **out)
+""")
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    """A Google-family classifier with random weights, saved as our training loop saves, and its config file."""
+    d = tmp_path_factory.mktemp("clf")
+    config = small_config(num_hidden_groups=1, max_position_embeddings=32)
+    model = modeling.AlbertClassifier(config, 3)
+    model.build()
+    randomize(model, seed=3)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(d / "run"), 1).save()
+    config.to_json_file(str(d / "config.json"))
+    return model, d
+
+
+def inputs() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    ids = rng.integers(5, 90, size=(3, SEQ)).astype(np.int32)
+    mask = np.ones_like(ids)
+    mask[1, 10:] = 0
+    ids[mask == 0] = 0
+    return {"input_ids": ids, "input_mask": mask, "segment_ids": (np.arange(SEQ)[None] > 12).astype(np.int32) * mask}
+
+
+def load_fresh(tmp_path, fmt: str, path: str) -> dict[str, np.ndarray]:
+    np.savez(tmp_path / "inputs.npz", **inputs())
+    done = subprocess.run([sys.executable, "-c", _LOAD, fmt, path, str(tmp_path / "out.npz")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(np.load(tmp_path / "out.npz"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt, quantize", [("saved_model", "none"), ("litert", "none"), ("litert", "dynamic_int8"),
+                                           ("onnx", "none"), ("onnx", "dynamic_int8")])
+def test_every_format_round_trips(classifier, tmp_path, fmt, quantize):
+    model, d = classifier
+    path = export_model.main([f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={d / 'run'}",
+                              f"--export_dir={tmp_path / 'export'}", f"--format={fmt}", f"--quantize={quantize}",
+                              f"--max_seq_length={SEQ}"])
+    out = load_fresh(tmp_path, fmt, path)
+    keras_out = {k: v.numpy() for k, v in model(inputs(), training=False).items()}
+    assert set(out) == {"pooled_output", "sequence_output", "logits", "probabilities"}
+    for key in out:
+        assert np.isfinite(out[key]).all()
+    difference = np.abs(out["probabilities"] - keras_out["probabilities"]).max()
+    if quantize == "none":
+        assert difference <= 1e-4
+        np.testing.assert_allclose(out["sequence_output"], keras_out["sequence_output"], atol=1e-4)
+    else:  # int8 weights: close, not equal
+        assert difference <= 0.05
+        assert (out["probabilities"].argmax(-1) == keras_out["probabilities"].argmax(-1)).mean() >= 2 / 3
+    if fmt == "litert":
+        ops = export_model.litert_ops(path)
+        assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops  # built-in ops only
+        assert "FULLY_CONNECTED" in ops or "BATCH_MATMUL" in ops
+
+
+def test_clear_errors(classifier, tmp_path):
+    model, d = classifier
+    with pytest.raises(ValueError, match=r"max_seq_length: 64 is not in 1..max_position_embeddings \(32\)"):
+        export_model.export(model, str(tmp_path / "x"), "litert", 64)
+    with pytest.raises(ValueError, match="--format='tflite': expected one of saved_model, litert, onnx"):
+        export_model.export(model, str(tmp_path / "x"), "tflite", SEQ)
+    with pytest.raises(SystemExit):  # argparse names the choices
+        export_model.main([f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={d / 'run'}",
+                           f"--export_dir={tmp_path / 'x'}", "--format=tflite"])
+    pretraining = modeling.AlbertPretrainingModel(small_config(num_hidden_groups=1, max_position_embeddings=32))
+    pretraining.build()
+    prefix = checkpoints.write_tf1_checkpoint(pretraining, str(tmp_path / "pre" / "model.ckpt"))
+    with pytest.raises(SystemExit, match="holds a pretraining model"):
+        export_model.main([f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={prefix}",
+                           f"--export_dir={tmp_path / 'y'}", "--format=onnx"])
+    with pytest.raises(Exception, match="has no classifier head for this model; it would be random"):
+        export_model.main([f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={prefix}",
+                           f"--export_dir={tmp_path / 'z'}", "--format=onnx", "--num_labels=2"])
+    assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+
+
+def test_a_nan_export_never_gets_its_final_name(classifier, tmp_path, monkeypatch):
+    """An ONNX runtime that answers NaN (as broken TFLite ALBERT exports did): the export fails and leaves no file."""
+    model, _ = classifier
+    export_model.export(model, str(tmp_path / "sm"), "saved_model", SEQ)
+
+    def nan_runtime(path, feed):
+        reference = export_model.saved_model_outputs(str(tmp_path / "sm"), feed)
+        return {k: np.full(v.shape, np.nan, v.dtype) if v.dtype.kind == "f" else v for k, v in reference.items()}
+
+    monkeypatch.setattr(export_model, "run_onnx", nan_runtime)
+    with pytest.raises(ValueError, match="holds NaN"):
+        export_model.export(model, str(tmp_path / "onnx"), "onnx", SEQ)
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == []
