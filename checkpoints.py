@@ -684,3 +684,37 @@ def model_from_checkpoint(config_file: str, path: str, *, model_family: str | No
         model = modeling.AlbertClassifier(config, num_labels, pooling=classifier_pooling)
     model.build()
     return model, load_checkpoint(model, path, require_heads=require_heads, verbose=verbose)
+
+
+def describe(path: str) -> str:
+    """What a checkpoint holds, in words: format, family, heads, and the sizes a config must match."""
+    info = inspect_checkpoint(path)
+    shapes = info.shapes
+
+    def find(suffix: str) -> list[int] | None:
+        return next((shape for name, shape in sorted(shapes.items()) if name.endswith(suffix)), None)
+
+    words, words_2 = find("embeddings/word_embeddings"), find("word_embeddings_2")
+    mapping = find("embedding_hidden_mapping_in/kernel")
+    positions = find("position_embeddings")
+    lines = [f"{info.path}: {info.format.upper()} checkpoint, {info.family or 'unknown'} family, {len(shapes)} "
+             f"variables (+{len(info.skipped)} optimizer slots / counters)"]
+    if words:
+        hidden = (words_2 or mapping or [None, words[1]])[1]
+        lines.append(f"  config needs: vocab_size {words[0]}, embedding_size {words[1]}, hidden_size {hidden}"
+                     + (f", max_position_embeddings {positions[0]}" if positions else ""))
+    heads = [name for name, on in (("MLM + SOP (pretraining)", info.has_pretraining_heads),
+                                   (f"classifier or tagger ({info.num_labels} labels)", info.num_labels is not None),
+                                   ("CRF (run_ner.py tagger)", info.has_crf)) if on]
+    lines.append("  heads: " + (", ".join(heads) if heads else "none (a bare backbone)"))
+    lines += [f"  {name} {shape}" for name, shape in sorted(shapes.items())]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+        raise SystemExit("usage: python checkpoints.py CHECKPOINT (a prefix or a directory): prints its format, "
+                         "family, heads, the sizes a config must match and every variable's shape")
+    print(describe(sys.argv[1]))

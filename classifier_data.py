@@ -705,15 +705,20 @@ def load_split(processor: DataProcessor, data_dir: str, split: str, labels: Sequ
     features_file = os.path.join(cache_dir, f"{split}-{key}.tf_record")
     meta_file = features_file + ".json"
     if tf.io.gfile.exists(features_file) and tf.io.gfile.exists(meta_file):
-        with tf.io.gfile.GFile(meta_file) as f:
-            meta = json.load(f)
+        try:
+            with tf.io.gfile.GFile(meta_file) as f:
+                meta = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError):  # a half-written cache (older code): stale, convert again
+            print(f"  {split} features: {meta_file} is unreadable; converting again", flush=True)
+            meta = {}
         if meta.get("num_examples") == len(examples):
             print(f"  {split} features: cached {features_file} ({len(examples)} examples)", flush=True)
             return SplitData(split, examples, features_file, from_cache=True)
     truncated = write_features(examples, labels, max_seq_length, tokenizer, features_file, split)
-    with tf.io.gfile.GFile(meta_file, "w") as f:
+    with tf.io.gfile.GFile(meta_file + ".tmp", "w") as f:  # renamed when complete: a kill leaves no half cache
         json.dump({"num_examples": len(examples), "truncated": truncated, "settings": settings}, f,
                   ensure_ascii=False, indent=1)
+    tf.io.gfile.rename(meta_file + ".tmp", meta_file, overwrite=True)
     return SplitData(split, examples, features_file, from_cache=False)
 
 

@@ -427,3 +427,16 @@ def test_saved_model_serves_without_project_code(tmp_path):
     assert sorted(backbone) == ["pooled_output", "sequence_output"]
     assert_close(backbone, ref, ("sequence_output", "pooled_output"))
     assert_close(dict(np.load(tmp_path / "classifier_out.npz")), ref, ("logits", "probabilities", "pooled_output"))
+
+
+def test_checkpoints_cli_describes_a_checkpoint(tmp_path):
+    """``python checkpoints.py CKPT`` (it used to do nothing and exit 0): format, family, heads, config sizes."""
+    config = small_config(num_hidden_groups=1)
+    model = built(modeling.AlbertClassifier(config, 3))
+    prefix = checkpoints.write_tf1_checkpoint(model, str(tmp_path / "model.ckpt"))
+    text = checkpoints.describe(prefix)
+    assert "TF1 checkpoint, google family" in text and "classifier or tagger (3 labels)" in text
+    assert f"vocab_size {config.vocab_size}, embedding_size {config.embedding_size}, hidden_size " \
+           f"{config.hidden_size}" in text
+    done = subprocess.run([sys.executable, str(checkpoints.__file__)], capture_output=True, text=True)
+    assert done.returncode != 0 and "usage: python checkpoints.py CHECKPOINT" in done.stderr

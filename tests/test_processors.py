@@ -282,6 +282,27 @@ def test_feature_cache_is_keyed_by_data_and_settings(tmp_path, tokenizer, capsys
     assert len(names) == 8 and not [n for n in names if ".tmp" in n]
 
 
+def test_a_half_written_cache_is_stale_not_an_error(tmp_path, tokenizer, capsys):
+    """A kill while the cache's .json was written (older code wrote it in place) left it unreadable; every later
+    run failed with a bare JSONDecodeError. It is now converted again, and the .json is written whole or not at all."""
+    data = tmp_path / "data"
+    write(data, "train.tsv", ["好\t今天天气很好", "坏\t明天下雨"])
+    processor = cd.get_processor("text_classification")
+    labels = processor.get_labels(str(data))
+    cache = str(tmp_path / "features")
+
+    def load():
+        return cd.load_split(processor, str(data), "train", labels, tokenizer, 16, cache,
+                             vocab_file=str(tmp_path / "vocab.txt"), spm_model_file=None, do_lower_case=True)
+
+    first = load()
+    with open(first.features_file + ".json", "w") as f:
+        f.write('{"num_examples": 2, "trunc')
+    again = load()
+    assert not again.from_cache and again.num_examples == 2 and "unreadable; converting again" in capsys.readouterr().out
+    assert load().from_cache
+
+
 def test_metrics_and_outputs(tmp_path):
     probabilities = np.array([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1]])
     gold = np.array([0, 1, 1, 2])
