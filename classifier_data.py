@@ -71,7 +71,7 @@ import tokenization
 
 SPLITS = ("train", "dev", "test")
 # Bump when the conversion below changes, so caches made by older code are not reused.
-FEATURE_FORMAT_VERSION = 1
+FEATURE_FORMAT_VERSION = 2  # 2: literal [SEP]/[MASK]/... in the text are text (split_special_tokens)
 _COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .-]*$")
 
 

@@ -1052,7 +1052,7 @@ def make_tokenizer(vocab_file: str | None, do_lower_case: bool, spm_model_file: 
     """FullTokenizer, with bad vocab files reported as InputError."""
     try:
         return tokenization.FullTokenizer(vocab_file, do_lower_case=do_lower_case,
-                                          spm_model_file=spm_model_file)
+                                          spm_model_file=spm_model_file, split_special_tokens=True)
     except (OSError, ValueError) as e:
         raise InputError(f"cannot load the vocabulary: {e}") from None
 

@@ -171,7 +171,8 @@ def main(_) -> None:
     pairs = FLAGS.input_format == "pairs"
     inputs = read_inputs(FLAGS.input_file, pairs)
     print(f"{len(inputs)} {'pairs' if pairs else 'texts'} from {FLAGS.input_file}", flush=True)
-    tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file)
+    tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file,
+                                           split_special_tokens=True)  # raw text makes no special ids
     encoder = load_encoder(FLAGS.bert_config_file, FLAGS.init_checkpoint, tokenizer, FLAGS.max_seq_length,
                            FLAGS.pooling, FLAGS.model_family)
     paths = [p.strip() for p in FLAGS.output_file.split(",") if p.strip()]

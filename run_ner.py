@@ -181,7 +181,8 @@ def main(_) -> None:
     config = finetuning.config_from_flags(FLAGS)
     tf.io.gfile.makedirs(FLAGS.output_dir)
     processor = ner_data.get_processor(FLAGS.task_name, FLAGS.skip_bad_lines)
-    tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file)
+    tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file,
+                                           split_special_tokens=True)  # raw text makes no special ids
     encoder = ner_data.WindowEncoder(tokenizer, FLAGS.max_seq_length, FLAGS.doc_stride)
 
     finetuning.stage(f"data: task {FLAGS.task_name} in {FLAGS.data_dir}")

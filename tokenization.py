@@ -461,7 +461,7 @@ class FullTokenizer:
     """Runs end-to-end tokenization: BasicTokenizer + WordpieceTokenizer, or SentencePiece."""
 
     def __init__(self, vocab_file: str | Path | None, do_lower_case: bool = True,
-                 spm_model_file: str | Path | None = None):
+                 spm_model_file: str | Path | None = None, split_special_tokens: bool = False):
         """Constructs a FullTokenizer.
 
         Args:
@@ -469,6 +469,9 @@ class FullTokenizer:
           do_lower_case: lower-case (and strip accents) before splitting.
           spm_model_file: SentencePiece model; when given, tokens and ids come from it
             (Google ALBERT's path) and `vocab` is built from its pieces.
+          split_special_tokens: a literal "[SEP]", "[MASK]", "[CLS]" … in the text is split like any other text
+            ("[", "sep", "]"), as the original's tokenizer did, instead of becoming the special token (HF's
+            default, and this class's). The data converters set it: raw text must never make special ids.
 
         Raises:
           ValueError: the vocab has no [UNK] token.
@@ -492,7 +495,7 @@ class FullTokenizer:
         if UNK_TOKEN not in self.vocab:
             raise ValueError(f"vocab file '{vocab_file}' has no {UNK_TOKEN} token; "
                              f"out-of-vocabulary words would have no id")
-        never_split = [t for t in SPECIAL_TOKENS if t in self.vocab]
+        never_split = [] if split_special_tokens else [t for t in SPECIAL_TOKENS if t in self.vocab]
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case, never_split=never_split)
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
         # WordPiece pieces by word: words recur all the time, and the greedy match is

@@ -406,6 +406,28 @@ def test_tfrecords_parse_with_seed_spec_and_are_deterministic(workdir, corpus_fi
     assert not leftovers, leftovers
 
 
+def test_literal_special_tokens_in_the_text_stay_text(workdir, vocab_file):
+    """A corpus line holding "[SEP]" or "[MASK]" (web text does): they are text, as in the original, so [SEP] ends
+    exactly the two segments and every [MASK] id sits at a masked position."""
+    tf = pytest.importorskip("tensorflow")
+    documents = [["今天[SEP]天气很好。", "我们去公园[MASK]吧！", "明天下雨。"], ["[CLS]一二三四五。", "六七八[MASK]九十。"]]
+    corpus = write_corpus(workdir / "specials.txt", documents * 4)
+    out = workdir / "specials.tfrecord"
+    assert run_cli(base_args(corpus, vocab_file, out, dupe_factor=2)) == 0
+    vocab = tokenization.load_vocab(str(vocab_file))
+    records = list(tf.data.TFRecordDataset(str(out)))
+    assert records
+    for raw in records:
+        example = tf.io.parse_single_example(raw, seed_spec(tf, 64, 10))
+        ids = example["input_ids"].numpy().tolist()
+        n = int(example["input_mask"].numpy().sum())
+        k = int(example["masked_lm_weights"].numpy().sum())
+        masked = set(example["masked_lm_positions"].numpy()[:k].tolist())
+        assert [i for i in range(n) if ids[i] == vocab["[SEP]"]] == [ids.index(vocab["[SEP]"]), n - 1]
+        assert ids.count(vocab["[CLS]"]) == 1
+        assert {i for i in range(n) if ids[i] == vocab["[MASK]"]} <= masked
+
+
 def test_sentencepiece_model(workdir, corpus_file):
     spm = pytest.importorskip("sentencepiece")
     tf = pytest.importorskip("tensorflow")

@@ -1,7 +1,7 @@
 """modeling.py against independent references.
 
 Google family: HF transformers' AlbertForPreTraining (PyTorch) with the same random weights copied across.
-brightmart family: a NumPy forward pass written here from the equations in ../shared/DESIGN.md.
+brightmart family: a NumPy forward pass written here from docs/equations.md (1b, 2a-2f, 3b, 3s).
 """
 
 from __future__ import annotations

@@ -230,6 +230,20 @@ def tokenizer(tmp_path) -> tokenization.FullTokenizer:
     return tokenization.FullTokenizer(str(path), do_lower_case=True)
 
 
+def test_literal_special_tokens_in_task_text_are_text(tmp_path):
+    """The classifier's features: "[SEP]" typed in a sentence is text, never a separator id (the CLIs build their
+    tokenizer with split_special_tokens)."""
+    chars = sorted(set("今天好sep"))
+    path = write(tmp_path, "vocab.txt", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[", "]"] + chars)
+    raw = tokenization.FullTokenizer(str(path), split_special_tokens=True)
+    ids, mask, _, _ = cd.encode_text(raw, "今天[SEP]好", None, 16)
+    tokens = raw.convert_ids_to_tokens(ids[:sum(mask)])
+    assert tokens[:4] == ["[CLS]", "今", "天", "["] and tokens[-3:] == ["]", "好", "[SEP]"]
+    assert tokens.count("[SEP]") == 1
+    keeps = tokenization.FullTokenizer(str(path))  # the tokenizer API keeps HF's behaviour
+    assert keeps.tokenize("今天[SEP]好") == ["今", "天", "[SEP]", "好"]
+
+
 def test_bert_features_truncate_the_longer_text_first(tokenizer):
     ids, mask, segments, cut = cd.encode_text(tokenizer, "今天天气很好", "我们去", 16)
     tokens = tokenizer.convert_ids_to_tokens(ids[:sum(mask)])
