@@ -1248,10 +1248,24 @@ def run(args: argparse.Namespace) -> Stats:
       InputError: bad input files, vocabulary or corpus.
     """
     started = time.monotonic()
+    for flag in ("input_file", "output_file", "vocab_file", "spm_model_file"):
+        value = getattr(args, flag) or ""
+        if "://" in value:  # Python file I/O would write a local ./gs:/... folder and report success
+            raise InputError(f"--{flag}={value}: cloud paths are not supported by this script (it reads and writes "
+                             f"local files in byte ranges, in parallel); write locally, then copy, e.g. "
+                             f"gsutil -m cp OUTPUT gs://...")
     input_files = expand_input_files(args.input_file)
     output_files = [o.strip() for o in args.output_file.split(",") if o.strip()]
     if not output_files or len(set(output_files)) != len(output_files):
         raise InputError("--output_file must name distinct files")
+    protected = {Path(p).resolve(): "an --input_file" for p in input_files}
+    for flag in ("vocab_file", "spm_model_file"):
+        if getattr(args, flag):
+            protected[Path(getattr(args, flag)).resolve()] = f"the --{flag}"
+    for name in output_files:
+        if Path(name).resolve() in protected:
+            raise InputError(f"--output_file={name} is {protected[Path(name).resolve()]}: writing it would replace "
+                             f"that file with TFRecords; name another output file")
     # Check the vocabulary here, before any worker starts.
     tokenizer = make_tokenizer(args.vocab_file, args.do_lower_case, args.spm_model_file)
     special_ids_from_vocab(tokenizer.vocab, args.spm_model_file or args.vocab_file)

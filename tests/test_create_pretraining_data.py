@@ -521,6 +521,17 @@ def test_empty_corpus_and_bad_vocab_fail_clearly(workdir, corpus_file, vocab_fil
 
 # --------------------------------------------------------------------------- work units
 
+def test_an_output_that_is_an_input_or_a_cloud_path_is_refused(workdir, corpus_file, vocab_file, capsys):
+    """--output_file equal to the corpus once replaced it with TFRecord bytes (exit 0); a gs:// output was written
+    to a local ./gs:/ folder and reported as success."""
+    before = corpus_file.read_bytes()
+    for output, message in ((corpus_file, "is an --input_file"), (vocab_file, "is the --vocab_file"),
+                            ("gs://bucket/out.tfrecord", "cloud paths are not supported")):
+        assert run_cli(base_args(corpus_file, vocab_file, output)) == 1
+        assert message in capsys.readouterr().err
+    assert corpus_file.read_bytes() == before and not Path("gs:").exists()
+
+
 def test_work_units_cut_at_blank_lines(tmp_path):
     path = tmp_path / "c.txt"
     text = "".join(f"第{d}篇第{s}句。\n" for d in range(20) for s in range(3))
