@@ -199,6 +199,52 @@ def _split_micro_batches(features: Features, n: int) -> Features:
     return {k: tf.reshape(v, tf.concat([[n, tf.shape(v)[0] // n], tf.shape(v)[1:]], 0)) for k, v in features.items()}
 
 
+def own_checkpoint_state(directory: str) -> None:
+    """Makes ``directory/checkpoint`` list only checkpoints inside ``directory``.
+
+    A state file copied with a folder, or left by a TF1 run, can name absolute paths into another run: resuming
+    would continue that run, and checkpoint rotation would delete its files. Such entries are dropped (with a
+    note); the directory's own ``ckpt-N`` files, by step, are what a run resumes from and rotates.
+    """
+    state_file = os.path.join(directory, "checkpoint")
+    if not tf.io.gfile.exists(state_file):
+        return
+    here = os.path.realpath(directory) if "://" not in directory else directory.rstrip("/")
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+        listed = list(state.all_model_checkpoint_paths) if state else []
+    except Exception:  # an unreadable state file: rebuilt from the files below
+        listed = ["(unreadable)"]
+
+    def inside(path: str) -> bool:
+        full = path if os.path.isabs(path) or "://" in path else os.path.join(directory, path)
+        parent = os.path.dirname(full)
+        return (os.path.realpath(parent) if "://" not in parent else parent.rstrip("/")) == here
+
+    foreign = [p for p in listed if not inside(p)]
+    missing = [p for p in listed if inside(p) and not tf.io.gfile.exists(
+        (p if os.path.isabs(p) or "://" in p else os.path.join(directory, p)) + ".index")]
+    if not foreign and not missing:
+        return
+    own = sorted((f[:-len(".index")] for f in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index"))),
+                 key=lambda p: int(p.rsplit("-", 1)[1]) if p.rsplit("-", 1)[1].isdigit() else -1)
+    if foreign:
+        print(f"note: {state_file} names checkpoints outside {directory} ({', '.join(foreign[:3])}"
+              f"{' ...' if len(foreign) > 3 else ''}); they are neither resumed nor deleted: "
+              + (f"resuming from this directory's {own[-1]}" if own else "no checkpoint of this directory to resume"),
+              flush=True)
+    if missing:
+        print(f"note: {state_file} names checkpoints that are gone ({', '.join(missing[:3])}); using the files "
+              f"present", flush=True)
+    if own:
+        names = [os.path.basename(p) for p in own]
+        with tf.io.gfile.GFile(state_file, "w") as f:
+            f.write(f'model_checkpoint_path: "{names[-1]}"\n'
+                    + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in names))
+    else:
+        tf.io.gfile.remove(state_file)
+
+
 class Trainer:
     """Holds the model, optimizer and checkpoint state of one run, under one strategy."""
 
@@ -224,6 +270,8 @@ class Trainer:
         self.chief = is_chief(strategy)
         directory = config.output_dir if self.chief else os.path.join(
             config.output_dir, f".worker_{strategy.cluster_resolver.task_id}_tmp")
+        if self.chief:
+            own_checkpoint_state(directory)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=config.keep_checkpoint_max,
                                                   step_counter=self.optimizer.iterations)
         self._grad_fn = tf.function(self._gradients, jit_compile=True) if config.use_xla else self._gradients

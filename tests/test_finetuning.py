@@ -1,5 +1,5 @@
-"""finetuning.BestCheckpoint: kill-safe replacement of the best checkpoint, and dev evaluation of what a killed
-run saved but never evaluated."""
+"""finetuning.BestCheckpoint: kill-safe replacement of the best checkpoint, dev evaluation of what a killed
+run saved but never evaluated; training.own_checkpoint_state: another run's checkpoints are left alone."""
 
 from __future__ import annotations
 
@@ -76,3 +76,29 @@ def test_a_checkpoint_saved_before_a_kill_is_evaluated_on_resume(tmp_path):
     assert len(evaluated) == 2 and finetuning.read_best(out)["step"] == "2"
     resumed.evaluate_pending(paths[2], 2)  # already evaluated: nothing to do
     assert len(evaluated) == 2
+
+
+def test_another_runs_checkpoints_are_neither_resumed_nor_deleted(tmp_path, capsys):
+    """output_dir/checkpoint copied from another run (or left by a TF1 job) names absolute paths into that run:
+    the loop used to resume it and rotation deleted its files."""
+    import training
+
+    other, mine = tmp_path / "other", tmp_path / "mine"
+    _, paths = save_steps(str(other), [1, 2, 3])
+    mine.mkdir()
+    (mine / "checkpoint").write_text(f'model_checkpoint_path: "{paths[3]}"\n'
+                                     + "".join(f'all_model_checkpoint_paths: "{paths[s]}"\n' for s in (1, 2, 3)))
+    training.own_checkpoint_state(str(mine))
+    assert "outside" in capsys.readouterr().out and not (mine / "checkpoint").exists()
+    variable = tf.Variable(0.0)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), str(mine), max_to_keep=1)
+    assert manager.latest_checkpoint is None  # nothing of this run to resume
+    for step in (1, 2):
+        manager.save(checkpoint_number=step)
+    assert sorted(p.name for p in other.iterdir() if p.suffix == ".index") == ["ckpt-1.index", "ckpt-2.index",
+                                                                               "ckpt-3.index"]
+    # with checkpoints of its own next to the foreign entries: those are what it resumes from
+    (mine / "checkpoint").write_text(f'model_checkpoint_path: "{paths[3]}"\nall_model_checkpoint_paths: '
+                                     f'"{paths[3]}"\nall_model_checkpoint_paths: "ckpt-2"\n')
+    training.own_checkpoint_state(str(mine))
+    assert tf.train.latest_checkpoint(str(mine)) == str(mine / "ckpt-2")
