@@ -4,8 +4,9 @@ Runs the demo's own commands (run_pretraining.py for held-out masked-LM eval, ru
 fine-tuning recipe) on what a finished demo and the shipped checkpoint's pretraining run leave behind:
 
   * **steps**: review-sentiment fine-tuning from random init (step 0) and from kept checkpoints of the shipped
-    checkpoint's two pretraining stages (``pretrained/albert_demo_zh/make.sh`` keeps every 500th step: stage 1,
-    news, steps 1-4000 in WORK/run; stage 2, news + reviews, steps 4001-5500 in WORK/run2), with the held-out
+    checkpoint's three pretraining stages (``pretrained/albert_demo_zh/make.sh`` keeps every 500th step: stage 1,
+    news, steps 1-4000 in WORK/run; stages 2 and 3, news + reviews, steps 4001-5500 in WORK/run2 and 5501-8500
+    in WORK/run3), with the held-out
     masked-LM loss/accuracy of that checkpoint on the news text and on the review text;
   * **seeds**: random init, the shipped checkpoint and the demo's domain-adapted checkpoint, each fine-tuned with
     several seeds (the seed sets the classifier's initialisation, dropout and the data order); the gain is the
@@ -13,7 +14,7 @@ fine-tuning recipe) on what a finished demo and the shipped checkpoint's pretrai
 
 Usage (after ``bash demo.sh`` and ``bash pretrained/albert_demo_zh/make.sh``):
   python bench/bench_demo_pretraining.py --demo_output output/demo --pretraining_work output/albert_demo_zh \
-      --steps 0,1000,2000,4000,5500 --seeds 1,2,3
+      --steps 0,1000,2000,4000,5500,8500 --seeds 1,2,3
 Prints markdown tables and writes WORK/bench_demo_pretraining.json.
 """
 
@@ -34,7 +35,8 @@ sys.path.insert(0, str(REPO / "data"))
 import demo_report  # noqa: E402
 
 SEQ, PREDICTIONS = 64, 16  # the shipped checkpoint's settings
-STAGE1_STEPS, STAGE2_STEPS = 4000, 1500  # make.sh: stage 1 (news), then stage 2 (news + reviews)
+STAGES = (("run", 0), ("run2", 4000), ("run3", 5500))  # make.sh's runs and the step each starts from
+FINAL_STEP = 8500
 
 
 def run(args: list[str], log: Path) -> None:
@@ -81,8 +83,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo_output", default="output/demo", help="A finished demo's OUT.")
     parser.add_argument("--pretraining_work", default="output/albert_demo_zh",
-                        help="make.sh's WORK directory (run/ckpt-N: stage 1; run2/ckpt-N: stage 2, N - 4000).")
-    parser.add_argument("--steps", default="0,1000,2000,4000,5500")
+                        help="make.sh's WORK directory (run/, run2/, run3/: the stages' checkpoints).")
+    parser.add_argument("--steps", default="0,1000,2000,4000,5500,8500")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--starts", default="random_init,shipped,domain_adapted",
                         help="Which starts the seeds row fine-tunes (random_init first: the gains are against it).")
@@ -95,12 +97,11 @@ def main() -> int:
     reviews_eval = str(demo / "pretrain_data" / "reviews_unlabelled_dev.tfrecord")
     t0, results = time.time(), {"steps": [], "seeds": {}}
 
-    final_step = STAGE1_STEPS + STAGE2_STEPS
     for step in (int(s) for s in args.steps.split(",")):
-        checkpoint = (str(pretraining / "run" / f"ckpt-{step}") if step <= STAGE1_STEPS
-                      else str(pretraining / "run2" / f"ckpt-{step - STAGE1_STEPS}")) if step else None
+        run_name, start = [(r, s) for r, s in STAGES if s < step][-1] if step else (None, 0)
+        checkpoint = str(pretraining / run_name / f"ckpt-{step - start}") if step else None
         # The demo's own runs are these rows at its seed (12345): random init and the shipped checkpoint.
-        reused = {0: "random_init", final_step: "shipped"}.get(step)
+        reused = {0: "random_init", FINAL_STEP: "shipped"}.get(step)
         out = demo / f"finetune_sentiment_{reused}" if reused else work / f"steps_{step}"
         row = {"step": step, "finetune": finetune(out, demo, checkpoint, 12345, args.learning_rate, args.epochs)}
         if checkpoint:

@@ -3,7 +3,10 @@
 
 Inputs are what the demo's steps leave behind, read as files (nothing is recomputed):
   * each fine-tuning run's ``eval_results.txt`` (dev accuracy of its best dev checkpoint) and ``test_results.tsv``
-    (test predictions, scored here against the test file's labels);
+    (test predictions, scored here against the test file's labels). The random-init and domain-adapted arms are
+    fine-tuned with several seeds (``finetune_<arm>`` with the first, ``finetune_<arm>_seed<N>`` with the others):
+    their accuracies are the means over seeds, each seed listed beside them, so one lucky or unlucky seed does not
+    decide the comparison;
   * each pretrained model's ``eval_results.txt`` (held-out masked-LM and sentence-order metrics) and
     ``progress.jsonl`` (the training curve that training.py appends a line to per loop);
   * the pretraining TFRecords, for the *masked-token unigram entropy*: the cross-entropy a model reaches by
@@ -136,11 +139,20 @@ def collect(out: Path, shipped_dir: Path) -> dict:
     """Everything results.json holds, from the files the demo wrote under ``out``."""
     tasks = out / "tasks"
 
-    def finetune(name: str, test_file: Path, label_column: int) -> dict[str, float]:
-        run = out / f"finetune_{name}"
+    def one_run(run: Path, test_file: Path, label_column: int) -> dict[str, float]:
         dev = read_key_values(run / "eval_results.txt")
         return {"dev_accuracy": dev["eval_accuracy"], "best_step": int(dev["global_step"]),
                 "test_accuracy": test_accuracy(test_file, run / "test_results.tsv", label_column)}
+
+    def finetune(name: str, test_file: Path, label_column: int) -> dict:
+        """The run ``finetune_<name>`` and its other seeds ``finetune_<name>_seed<N>``: mean accuracies, and each."""
+        runs = [out / f"finetune_{name}"] + sorted(out.glob(f"finetune_{name}_seed*"))
+        each = {run.name[len(f"finetune_{name}"):].lstrip("_") or "first": one_run(run, test_file, label_column)
+                for run in runs}
+        if len(each) == 1:
+            return each["first"]
+        mean = {k: round(sum(r[k] for r in each.values()) / len(each), 6) for k in ("dev_accuracy", "test_accuracy")}
+        return {**mean, "seeds": each}
 
     sentiment_test, pairs_test = tasks / "sentiment" / "test.tsv", tasks / "pairs" / "test.txt"
     finetuned = {
@@ -177,6 +189,7 @@ def collect(out: Path, shipped_dir: Path) -> dict:
         "sentiment_dev_accuracy_random_init": finetuned["sentiment_random_init"]["dev_accuracy"],
         "sentiment_dev_accuracy_shipped": finetuned["sentiment_shipped"]["dev_accuracy"],
         "sentiment_gain_points": round(100 * gain, 2),
+        "sentiment_gain_points_per_seed": per_seed_gains(finetuned),
         "pairs_dev_accuracy_pretrained": finetuned["pairs_shipped"]["dev_accuracy"],
         "goals": {"gain_points": GAIN_GOAL_POINTS, "pairs_accuracy": PAIRS_GOAL,
                   "met": 100 * gain >= GAIN_GOAL_POINTS
@@ -187,6 +200,15 @@ def collect(out: Path, shipped_dir: Path) -> dict:
         "stage_seconds": timings,
         "total_seconds": round(sum(timings.values()), 1),
     }
+
+
+def per_seed_gains(finetuned: dict) -> dict[str, float]:
+    """Dev-accuracy gain (points) of the domain-adapted arm over random init, seed by seed (same seeds)."""
+    pretrained, random_init = finetuned["sentiment_domain_adapted"], finetuned["sentiment_random_init"]
+    if "seeds" not in pretrained or "seeds" not in random_init:
+        return {"first": round(100 * (pretrained["dev_accuracy"] - random_init["dev_accuracy"]), 2)}
+    return {seed: round(100 * (run["dev_accuracy"] - random_init["seeds"][seed]["dev_accuracy"]), 2)
+            for seed, run in pretrained["seeds"].items() if seed in random_init["seeds"]}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -230,7 +252,7 @@ def plot_report(results: dict, path: str | Path) -> None:
     right.set_xticks(list(positions), [b[0] for b in bars], fontsize=9)
     right.set_ylim(0.4, 1.0)
     right.axhline(0.5, color="black", linewidth=0.8, linestyle=":")
-    right.set(ylabel="dev accuracy (best dev checkpoint)",
+    right.set(ylabel="dev accuracy (best dev checkpoint; mean over seeds)",
               title=f"Pretraining: {results['sentiment_gain_points']:+.1f} points on sentiment")
     right.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -245,6 +267,10 @@ def summary_lines(results: dict) -> list[str]:
     models = results["pretrained_models"]
     entropy = results["masked_token_unigram_entropy_nats"]
     shipped, nan = models["shipped"], float("nan")
+
+    def seeds(run: dict) -> str:
+        return ("  (seeds: " + ", ".join(f"{r['dev_accuracy']:.3f}" for r in run["seeds"].values()) + ")"
+                if "seeds" in run else "")
     return [
         f"pretraining (shipped checkpoint, news): masked-LM loss {shipped['masked_lm_loss']:.3f} "
         f"(unigram entropy {entropy.get('news', nan):.3f}), masked-LM accuracy "
@@ -252,13 +278,14 @@ def summary_lines(results: dict) -> list[str]:
         f"domain adaptation on reviews: masked-LM loss {models['shipped_on_reviews']['masked_lm_loss']:.3f} -> "
         f"{models['domain_adapted']['masked_lm_loss']:.3f} (unigram entropy {entropy.get('reviews', nan):.3f})",
         f"review sentiment, random init    : dev {f['sentiment_random_init']['dev_accuracy']:.4f}  "
-        f"test {f['sentiment_random_init']['test_accuracy']:.4f}",
+        f"test {f['sentiment_random_init']['test_accuracy']:.4f}{seeds(f['sentiment_random_init'])}",
         f"review sentiment, shipped ckpt   : dev {f['sentiment_shipped']['dev_accuracy']:.4f}  "
         f"test {f['sentiment_shipped']['test_accuracy']:.4f}",
         f"review sentiment, domain-adapted : dev {f['sentiment_domain_adapted']['dev_accuracy']:.4f}  "
-        f"test {f['sentiment_domain_adapted']['test_accuracy']:.4f}",
+        f"test {f['sentiment_domain_adapted']['test_accuracy']:.4f}{seeds(f['sentiment_domain_adapted'])}",
         f"pretraining pays: {results['sentiment_gain_points']:+.1f} points of sentiment dev accuracy over random init "
-        f"(goal +{GAIN_GOAL_POINTS:g})",
+        f"(goal +{GAIN_GOAL_POINTS:g}; per seed: "
+        + ", ".join(f"{v:+.1f}" for v in results["sentiment_gain_points_per_seed"].values()) + ")",
         f"sentence pairs (does B follow A?), shipped ckpt: dev {results['pairs_dev_accuracy_pretrained']:.4f} "
         f"(goal {PAIRS_GOAL:.2f})",
         f"wall time: {results['total_seconds'] / 60:.1f} min ("

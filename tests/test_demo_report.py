@@ -112,6 +112,22 @@ def test_results_json_has_the_promised_fields_and_report_png_is_written(tmp_path
     assert "+5.5 points" in printed and "0.6400" in printed
 
 
+def test_arms_fine_tuned_with_several_seeds_report_the_mean_and_each_seed(tmp_path, capsys):
+    out, shipped = _fake_demo(tmp_path)
+    right = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    _fake_finetune(out / "finetune_sentiment_random_init_seed1", 0.74, right, ["neg", "pos"])  # 4 of 4 right
+    _fake_finetune(out / "finetune_sentiment_domain_adapted_seed1", 0.76, right, ["neg", "pos"])
+    demo_report.main(["--demo_output", str(out), "--shipped_dir", str(shipped)])
+    results = json.loads((out / "results.json").read_text())
+    random_init = results["finetuned"]["sentiment_random_init"]
+    assert results["sentiment_dev_accuracy_random_init"] == pytest.approx(0.72) and random_init["test_accuracy"] == 0.5
+    assert set(random_init["seeds"]) == {"first", "seed1"} and random_init["seeds"]["seed1"]["dev_accuracy"] == 0.74
+    assert results["sentiment_dev_accuracy_pretrained"] == pytest.approx(0.7575)
+    assert results["sentiment_gain_points"] == pytest.approx(3.75)
+    assert results["sentiment_gain_points_per_seed"] == {"first": 5.5, "seed1": 2.0}
+    assert "per seed: +5.5, +2.0" in capsys.readouterr().out
+
+
 def test_a_missed_goal_is_reported_as_missed(tmp_path):
     out, shipped = _fake_demo(tmp_path)
     (out / "finetune_sentiment_domain_adapted" / "eval_results.txt").write_text(

