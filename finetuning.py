@@ -70,6 +70,23 @@ def check_required(FLAGS) -> None:
         raise app.UsageError("--vocab_file (or --spm_model_file) is required.")
 
 
+def setup(FLAGS):
+    """What both CLIs do first: check the flags, the strategy (before any other TF work: multi-worker setup),
+    precision, casing against the checkpoint, the config, output_dir, and the tokenizer (raw text never makes
+    special ids). Returns (strategy, config, tokenizer)."""
+    import tokenization
+
+    check_required(FLAGS)
+    strategy = training.strategy_from_flags(FLAGS)
+    training.set_precision(FLAGS.mixed_precision, FLAGS.use_xla)
+    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+    config = config_from_flags(FLAGS)
+    tf.io.gfile.makedirs(FLAGS.output_dir)
+    tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file,
+                                           split_special_tokens=True)
+    return strategy, config, tokenizer
+
+
 def stage(title: str) -> None:
     print(f"\n===== {title} =====", flush=True)
 

@@ -172,17 +172,8 @@ def write_predictions(processor: classifier_data.DataProcessor, test: classifier
 
 
 def main(_) -> None:
-    finetuning.check_required(FLAGS)
-    strategy = training.strategy_from_flags(FLAGS)  # first: multi-worker setup must precede other TF work
-    training.set_precision(FLAGS.mixed_precision, FLAGS.use_xla)
-    import tensorflow as tf
-
-    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
-    config = finetuning.config_from_flags(FLAGS)
-    tf.io.gfile.makedirs(FLAGS.output_dir)
+    strategy, config, tokenizer = finetuning.setup(FLAGS)
     processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.skip_bad_lines)
-    tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file,
-                                           split_special_tokens=True)  # raw text makes no special ids
 
     stage(f"data: task {FLAGS.task_name} in {FLAGS.data_dir}")
     labels = resolve_labels(processor, FLAGS.data_dir, FLAGS.output_dir)

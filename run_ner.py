@@ -41,7 +41,6 @@ import finetuning
 import input_pipeline
 import modeling
 import ner_data
-import tokenization
 import training
 
 FLAGS = flags.FLAGS
@@ -172,17 +171,8 @@ def write_results(name: str, results: dict[str, float], step: int, num_sentences
 
 
 def main(_) -> None:
-    finetuning.check_required(FLAGS)
-    strategy = training.strategy_from_flags(FLAGS)  # first: multi-worker setup must precede other TF work
-    training.set_precision(FLAGS.mixed_precision, FLAGS.use_xla)
-    import tensorflow as tf
-
-    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
-    config = finetuning.config_from_flags(FLAGS)
-    tf.io.gfile.makedirs(FLAGS.output_dir)
+    strategy, config, tokenizer = finetuning.setup(FLAGS)
     processor = ner_data.get_processor(FLAGS.task_name, FLAGS.skip_bad_lines)
-    tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file,
-                                           split_special_tokens=True)  # raw text makes no special ids
     encoder = ner_data.WindowEncoder(tokenizer, FLAGS.max_seq_length, FLAGS.doc_stride)
 
     finetuning.stage(f"data: task {FLAGS.task_name} in {FLAGS.data_dir}")
