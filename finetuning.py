@@ -87,6 +87,26 @@ def setup(FLAGS):
     return strategy, config, tokenizer
 
 
+def read_names(path: str) -> list[str] | None:
+    """A label or tag list file (one name a line) saved in output_dir, or None when there is none."""
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def keep_names(path: str, names: list[str], saved: list[str] | None, kind: str, source: str) -> list[str]:
+    """``names`` from the data, checked against the ``saved`` list the model was trained with, or saved at ``path``
+    when there is none (``kind``: labels or tags; ``source``: where the names came from)."""
+    if saved is not None and saved != names:
+        raise ValueError(f"{path} lists the {kind} {saved} the model in {os.path.dirname(path)} was trained with, "
+                         f"but {source} gives {names}: use another --output_dir or the same data")
+    if saved is None:
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write("".join(name + "\n" for name in names))
+    return names
+
+
 def stage(title: str) -> None:
     print(f"\n===== {title} =====", flush=True)
 

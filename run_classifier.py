@@ -110,25 +110,13 @@ def predict_probabilities(model, dataset) -> tuple[np.ndarray, np.ndarray]:
 def resolve_labels(processor: classifier_data.DataProcessor, data_dir: str, output_dir: str) -> list[str]:
     """The task's labels, checked against (or, for data-derived labels without train/dev files, read from)
     ``output_dir/label_list.txt``, which records the labels the classifier head was trained with."""
-    import tensorflow as tf
-
     saved_path = os.path.join(output_dir, LABEL_LIST)
-    saved = None
-    if tf.io.gfile.exists(saved_path):
-        with tf.io.gfile.GFile(saved_path) as f:
-            saved = [line.rstrip("\n") for line in f if line.strip()]
+    saved = finetuning.read_names(saved_path)
     if processor.labels is None and saved is not None and not (
             processor.has_file(data_dir, "train") or processor.has_file(data_dir, "dev")):
         processor.use_labels(saved)
         return saved
-    labels = processor.get_labels(data_dir)
-    if saved is not None and saved != labels:
-        raise ValueError(f"{saved_path} lists the labels {saved} the model in {output_dir} was trained with, but "
-                         f"the data gives {labels}: use another --output_dir or the same data")
-    if saved is None:
-        with tf.io.gfile.GFile(saved_path, "w") as f:
-            f.write("".join(label + "\n" for label in labels))
-    return labels
+    return finetuning.keep_names(saved_path, processor.get_labels(data_dir), saved, "labels", "the data")
 
 
 def load_data(processor: classifier_data.DataProcessor, labels: list[str],

@@ -134,26 +134,14 @@ def resolve_tags(processor: ner_data.NerProcessor, train: list[ner_data.NerExamp
                  output_dir: str) -> list[str]:
     """The tag set: from the training sentences (checked against, or else saved as, output_dir/tag_list.txt), or
     from tag_list.txt when this run does not train."""
-    import tensorflow as tf
-
     path = os.path.join(output_dir, TAG_LIST)
-    saved = None
-    if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path) as f:
-            saved = [line.strip() for line in f if line.strip()]
+    saved = finetuning.read_names(path)
     if train is None:
         if saved is None:
             raise ValueError(f"{path} does not exist: the tag set comes from the training data; run with "
                              f"--do_train (or point --output_dir at the training run)")
         return saved
-    tags = ner_data.tag_set(train)
-    if saved is not None and saved != tags:
-        raise ValueError(f"{path} lists the tags {saved} the model in {output_dir} was trained with, but the "
-                         f"training data gives {tags}: use another --output_dir or the same data")
-    if saved is None:
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write("".join(tag + "\n" for tag in tags))
-    return tags
+    return finetuning.keep_names(path, ner_data.tag_set(train), saved, "tags", "the training data")
 
 
 def ordered_dataset(split: ner_data.NerSplit, batch_size: int):
