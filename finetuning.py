@@ -7,7 +7,7 @@ import os
 from typing import Callable
 
 import tensorflow as tf
-from absl import flags
+from absl import app, flags
 
 import classifier_data
 import input_pipeline
@@ -62,8 +62,6 @@ def config_from_flags(FLAGS) -> modeling.AlbertConfig:
 
 def check_required(FLAGS) -> None:
     """The usage errors both CLIs share."""
-    from absl import app
-
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
         raise app.UsageError("At least one of --do_train, --do_eval or --do_predict must be true.")
     if not FLAGS.vocab_file and not FLAGS.spm_model_file:
@@ -213,7 +211,6 @@ class BestCheckpoint:
 
     def __init__(self, output_dir: str, evaluate: Callable[[], dict[str, float]], chief: bool,
                  metric: str = "accuracy"):
-        self.output_dir = output_dir
         self.dir = os.path.join(output_dir, BEST_DIR)
         self.record = os.path.join(output_dir, BEST_RECORD)
         self.history = os.path.join(output_dir, DEV_HISTORY)
@@ -250,11 +247,11 @@ class BestCheckpoint:
                 f.write(f"step\t{self.metric}\tloss\n")
             f.write(f"{step}\t{value}\t{results['loss']}\n")
         if better:
-            self._replace_best(path, step, {"step": step, self.metric: value, "loss": results["loss"],
+            self._replace_best(path, {"step": step, self.metric: value, "loss": results["loss"],
                                             "metric": self.metric})
             self.best = value
 
-    def _replace_best(self, path: str, step: int, record: dict) -> None:
+    def _replace_best(self, path: str, record: dict) -> None:
         staging, old = self.dir + ".tmp", self.dir + ".old"
         if tf.io.gfile.exists(staging):
             tf.io.gfile.rmtree(staging)

@@ -207,7 +207,7 @@ class BioProcessor(NerProcessor):
         units: list[str] = []
         tags: list[str | None] = []
         numbers: list[int] = []
-        separators: dict[str, int] = {}
+        separators: set[str] = set()
         error: _BadSentence | None = None
         for number, line in enumerate(lines + [""], start=1):
             if not line.strip(" \t"):
@@ -221,7 +221,7 @@ class BioProcessor(NerProcessor):
             try:
                 if len(fields) == 2:
                     unit, tag = fields[0], check_tag(fields[1], number)
-                    separators[_SEPARATOR.search(line.strip(" \t")).group()[0]] = 1
+                    separators.add(_SEPARATOR.search(line.strip(" \t")).group()[0])
                 elif len(fields) == 1 and not labelled:
                     unit, tag = fields[0], None
                 elif len(fields) == 1:

@@ -209,21 +209,21 @@ def own_checkpoint_state(directory: str) -> None:
     state_file = os.path.join(directory, "checkpoint")
     if not tf.io.gfile.exists(state_file):
         return
-    here = os.path.realpath(directory) if "://" not in directory else directory.rstrip("/")
+
+    def canonical(folder: str) -> str:
+        return folder.rstrip("/") if "://" in folder else os.path.realpath(folder)
+
+    def resolve(path: str) -> str:  # state files hold absolute paths or names relative to the directory
+        return path if os.path.isabs(path) or "://" in path else os.path.join(directory, path)
+
+    here = canonical(directory)
     try:
         state = tf.train.get_checkpoint_state(directory)
         listed = list(state.all_model_checkpoint_paths) if state else []
     except Exception:  # an unreadable state file: rebuilt from the files below
         listed = ["(unreadable)"]
-
-    def inside(path: str) -> bool:
-        full = path if os.path.isabs(path) or "://" in path else os.path.join(directory, path)
-        parent = os.path.dirname(full)
-        return (os.path.realpath(parent) if "://" not in parent else parent.rstrip("/")) == here
-
-    foreign = [p for p in listed if not inside(p)]
-    missing = [p for p in listed if inside(p) and not tf.io.gfile.exists(
-        (p if os.path.isabs(p) or "://" in p else os.path.join(directory, p)) + ".index")]
+    foreign = [p for p in listed if canonical(os.path.dirname(resolve(p))) != here]
+    missing = [p for p in listed if p not in foreign and not tf.io.gfile.exists(resolve(p) + ".index")]
     if not foreign and not missing:
         return
     own = sorted((f[:-len(".index")] for f in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index"))),
