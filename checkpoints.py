@@ -717,4 +717,6 @@ if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
         raise SystemExit("usage: python checkpoints.py CHECKPOINT (a prefix or a directory): prints its format, "
                          "family, heads, the sizes a config must match and every variable's shape")
-    print(describe(sys.argv[1]))
+    import cli
+
+    print(cli.clean_errors(describe)(sys.argv[1]))

@@ -129,14 +129,47 @@ def split_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _read_lines(path: str) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its newline) for every non-blank line. Reads local and gs:// paths."""
+def read_text_lines(path: str, undecodable: list[str] | None = None) -> list[str | None]:
+    """Every line of ``path`` (local or gs://), split at ``\n`` only (see split_lines), a UTF-8 BOM dropped.
+
+    A line that is not UTF-8 raises DataFormatError naming ``path:line``; with an ``undecodable`` list it is
+    recorded there instead and comes back as None (line numbers stay those of the file).
+    """
     import tensorflow as tf  # only for tf.io.gfile (cloud paths), as the seed read them
 
     with tf.io.gfile.GFile(path, "rb") as f:
-        data = f.read().decode("utf-8-sig")
-    for number, line in enumerate(split_lines(data), start=1):
-        if line.strip():
+        data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return split_lines(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        pass  # find the line; \n never occurs inside a UTF-8 sequence, so splitting the bytes is safe
+    lines: list[str | None] = []
+    for number, raw in enumerate(split_lines_bytes(data), start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            where = f"{path}:{number}: not UTF-8 ({err.reason} at byte {err.start} of the line)"
+            if undecodable is None:
+                raise DataFormatError(f"{where}; convert the file to UTF-8 (e.g. iconv -f GBK -t UTF-8)") from None
+            undecodable.append(where)
+            lines.append(None)
+    return lines
+
+
+def split_lines_bytes(data: bytes) -> list[bytes]:
+    """split_lines for bytes."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def _read_lines(path: str, undecodable: list[str] | None = None) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its newline) for every non-blank line (see read_text_lines)."""
+    for number, line in enumerate(read_text_lines(path, undecodable), start=1):
+        if line is not None and line.strip():
             yield number, line
 
 
@@ -160,6 +193,8 @@ class DataProcessor:
     def __init__(self, skip_bad_lines: bool = False):
         self.skip_bad_lines = skip_bad_lines
         self.reports: dict[str, ReadReport] = {}
+        # Lines that are not UTF-8, while a file is read with skip_bad_lines (None: they raise DataFormatError).
+        self._undecodable: list[str] | None = [] if skip_bad_lines else None
 
     # -- files and labels ------------------------------------------------------------------------------------
     def data_file(self, data_dir: str, split: str) -> str:
@@ -206,7 +241,9 @@ class DataProcessor:
 
     def read_file(self, path: str, split: str) -> list[InputExample]:
         report = ReadReport(path)
+        self._undecodable = [] if self.skip_bad_lines else None
         rows = list(self._rows(path))
+        report.bad_lines += self._undecodable or []
         labelled = split != "test"
         valid = self._valid_labels()
         if rows and self._is_header(rows, split, valid):
@@ -272,7 +309,7 @@ class TsvProcessor(DataProcessor):
     extra_columns = False
 
     def _rows(self, path: str) -> Iterator[tuple[int, list[str]]]:
-        for number, line in _read_lines(path):
+        for number, line in _read_lines(path, self._undecodable):
             yield number, line.split("\t")
 
     def layout_for(self, split: str) -> tuple[str | None, ...]:
@@ -401,7 +438,7 @@ class JsonLinesProcessor(DataProcessor):
     is_clue = True
 
     def _rows(self, path: str) -> Iterator[tuple[int, Any]]:
-        for number, line in _read_lines(path):
+        for number, line in _read_lines(path, self._undecodable):
             yield number, line
 
     def _parse(self, row: str, split: str):

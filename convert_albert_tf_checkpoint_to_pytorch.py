@@ -37,6 +37,7 @@ import keras
 import numpy as np
 
 import checkpoints
+import cli
 import modeling
 
 # Our hidden_act -> HF's name. Our "gelu" is the tanh approximation, HF's "gelu_new"; HF's "gelu" is the erf form.
@@ -252,4 +253,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.clean_errors(main)(sys.argv[1:])

@@ -86,6 +86,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 import tokenization
+from cli import add_bool_flag, clean_errors, str2bool  # noqa: F401  (str2bool: part of this module's API)
 
 # The feature names of the seed's TFRecords, in the order the seed writes them.
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
@@ -100,23 +101,6 @@ class InputError(Exception):
 
 # --------------------------------------------------------------------------- flags
 
-def str2bool(value: str | bool) -> bool:
-    """Parses absl-style booleans: true/false, True/False, 1/0, yes/no (bare flag = True)."""
-    if isinstance(value, bool):
-        return value
-    lowered = value.strip().lower()
-    if lowered in ("true", "t", "1", "yes", "y"):
-        return True
-    if lowered in ("false", "f", "0", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {value!r}")
-
-
-def _add_bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help_text: str) -> None:
-    """Adds --name, --name=true/false and absl's --noname."""
-    parser.add_argument(f"--{name}", type=str2bool, nargs="?", const=True, default=default,
-                        metavar="BOOL", help=help_text)
-    parser.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -131,8 +115,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="BERT vocab file (one token a line). Required unless --spm_model_file.")
     p.add_argument("--spm_model_file", default=None,
                    help="SentencePiece model (Google ALBERT); tokens and vocab then come from it.")
-    _add_bool_flag(p, "do_lower_case", True, "Lower-case (and strip accents) before tokenizing")
-    _add_bool_flag(p, "do_whole_word_mask", False,
+    add_bool_flag(p, "do_lower_case", True, "Lower-case (and strip accents) before tokenizing")
+    add_bool_flag(p, "do_whole_word_mask", False,
                    "Mask whole words: jieba words for Chinese, ##-WordPieces with their word")
     p.add_argument("--max_seq_length", type=int, default=128, help="Maximum sequence length.")
     p.add_argument("--max_predictions_per_seq", type=int, default=20,
@@ -143,16 +127,16 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--masked_lm_prob", type=float, default=0.15, help="Masked LM probability.")
     p.add_argument("--short_seq_prob", type=float, default=0.1,
                    help="Probability of a target length shorter than the maximum.")
-    _add_bool_flag(p, "non_chinese", False,
+    add_bool_flag(p, "non_chinese", False,
                    "The corpus is not Chinese: no jieba; whole words are ##-WordPiece groups only")
     p.add_argument("--segmenter", choices=SEGMENTERS, default="rjieba",
                    help="Chinese word segmenter for whole-word masking: rjieba (jieba-rs, the same words as jieba "
                         "on the CJK text it is given, ~13x faster) or jieba 0.42.1 (the reference)")
     p.add_argument("--ngram", type=int, default=1,
                    help="Mask spans of up to N whole words, p(n) ~ 1/n (ALBERT paper: 3).")
-    _add_bool_flag(p, "favor_shorter_ngram", True,
+    add_bool_flag(p, "favor_shorter_ngram", True,
                    "p(n) ~ 1/n; false reverses the weights so that the longest n-grams are likeliest")
-    _add_bool_flag(p, "seed_wwm_labels", False,
+    add_bool_flag(p, "seed_wwm_labels", False,
                    "Label word-internal Chinese characters with their ##字 ids, as the seed did "
                    "(only to match an old run: the model never sees ##字 as input)")
     p.add_argument("--num_workers", type=int, default=1,
@@ -981,15 +965,21 @@ class Stats:
     documents_split_at_unit: int = 0
     skipped_lines: int = 0
     input_bytes: int = 0
+    long_sentences: int = 0  # lines with more tokens than an instance holds
+    long_sentence_tokens_lost: int = 0  # their tokens past that limit: never in any instance
 
     def add(self, other: "Stats") -> None:
         for field in dataclasses.fields(self):
             setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
 
+_LONG_LINE_WARNINGS = 3  # per work unit; the summary counts them all
+
+
 def read_documents(unit: WorkUnit, encoder: SentenceEncoder, decode_errors: str,
-                   stats: Stats) -> list[Document]:
-    """Reads and tokenizes the documents of one unit.
+                   stats: Stats, max_tokens: int | None = None) -> list[Document]:
+    """Reads and tokenizes the documents of one unit. A line longer than ``max_tokens`` (what an instance holds)
+    loses its tokens past that limit: counted in ``stats``, and the first few are named (file:line) on stderr.
 
     Raises:
       InputError: a line is not UTF-8 and decode_errors == "fail".
@@ -1023,6 +1013,14 @@ def read_documents(unit: WorkUnit, encoder: SentenceEncoder, decode_errors: str,
             sentence = encoder.encode(line)
             if sentence is not None:
                 current.append(sentence)
+                if max_tokens is not None and len(sentence) > max_tokens:
+                    stats.long_sentences += 1
+                    stats.long_sentence_tokens_lost += len(sentence) - max_tokens
+                    if stats.long_sentences <= _LONG_LINE_WARNINGS:
+                        print(f"[{_PROG}] warning: {unit.path}:{_line_number(unit.path, line_start)}: a line of "
+                              f"{len(sentence):,} tokens; an instance holds at most {max_tokens}, so "
+                              f"{len(sentence) - max_tokens:,} are dropped: put one sentence on each line",
+                              file=sys.stderr, flush=True)
     if current:
         documents.append(Document(current))
         stats.sentences += len(current)
@@ -1103,8 +1101,8 @@ def process_unit(unit: WorkUnit, config: RunConfig) -> UnitResult:
     """Reads one unit once, then writes its dupe_factor passes to a temporary file."""
     encoder, special = _worker_state(config)
     stats = Stats()
-    documents = read_documents(unit, encoder, config.decode_errors, stats)
     cfg = config.instance
+    documents = read_documents(unit, encoder, config.decode_errors, stats, max_tokens=cfg.max_seq_length - 3)
     example_encoder = ExampleEncoder(cfg.max_seq_length, cfg.max_predictions_per_seq,
                                      len(encoder.tokenizer.inv_vocab))
     path = os.path.join(config.tmp_dir, f"f{unit.file_index:05d}-u{unit.unit_index:06d}.rec")
@@ -1166,13 +1164,13 @@ class Progress:
 
 
 def write_tfrecords(results: Sequence[UnitResult], output_files: Sequence[str], dupe_factor: int,
-                    random_seed: int) -> None:
+                    random_seed: int, tmp_dirs: Mapping[str, str]) -> None:
     """Writes the passes in order (units block-shuffled per pass), round-robin over the
-    output files, to temporary names that are renamed only when everything is written.
-    The units' temporary files already hold finished frames: this only copies them."""
+    output files, to temporary files in ``tmp_dirs`` (by output folder) that are renamed only when
+    everything is written. The units' temporary files already hold finished frames: this only copies them."""
     total = sum(r.stats.instances for r in results)
     progress = Progress(float(total), "instances")
-    temp_names = [f"{name}.tmp-{os.getpid()}" for name in output_files]
+    temp_names = [partial_name(name, tmp_dirs[str(Path(name).resolve().parent)]) for name in output_files]
     writers = [open(name, "wb") for name in temp_names]
     try:
         written = 0
@@ -1201,6 +1199,42 @@ def write_tfrecords(results: Sequence[UnitResult], output_files: Sequence[str], 
         for temp in temp_names:
             if os.path.exists(temp):
                 os.remove(temp)
+
+
+# Temporary folders are named TEMP_PREFIX + the writer's pid + "-" + random; a run removes those of dead writers.
+TEMP_PREFIX = ".create_pretraining_data-"
+_TEMPORARY_RE = re.compile(r"^(?:\.create_pretraining_data-(\d+)-.*|.+\.tmp-(\d+))$")  # (and the old partial names)
+
+
+def partial_name(output_file: str, tmp_dir: str) -> str:
+    """Where ``output_file`` is written until it is complete."""
+    return os.path.join(tmp_dir, Path(output_file).name + ".partial")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str) -> None:
+    """Removes what killed runs left in ``directory``: their temporary folders (and the ``NAME.tmp-PID`` partial
+    outputs of earlier versions), when the pid that wrote them is no longer running; says what it freed."""
+    for entry in os.scandir(directory):
+        match = _TEMPORARY_RE.match(entry.name)
+        if not match or _pid_alive(int(match.group(1) or match.group(2))):  # ours, or another live run's
+            continue
+        size = sum(f.stat().st_size for f in Path(entry.path).rglob("*") if f.is_file()) if entry.is_dir() \
+            else entry.stat().st_size
+        if entry.is_dir():
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.remove(entry.path)
+        print(f"[{_PROG}] removed {entry.path} ({size / 1e6:.1f} MB), left by a killed run", file=sys.stderr)
 
 
 def expand_input_files(patterns: str) -> list[str]:
@@ -1235,6 +1269,9 @@ def summary_lines(stats: Stats, seconds: float, num_units: int, num_workers: int
         f"single-sentence documents (cut in two): {stats.single_sentence_documents:,}; "
         f"one-token documents (no instance): {stats.one_token_documents:,}; "
         f"documents cut at a work-unit boundary: {stats.documents_split_at_unit:,}",
+        f"lines longer than an instance holds: {stats.long_sentences:,} "
+        f"({stats.long_sentence_tokens_lost:,} tokens past the limit dropped"
+        f"{'; put one sentence on each line' if stats.long_sentences else ''})",
         f"seconds: {seconds:,.1f} ({stats.instances / max(seconds, 1e-9):,.0f} instances/s)",
         f"output: {', '.join(output_files)}",
     ]
@@ -1272,10 +1309,15 @@ def run(args: argparse.Namespace) -> Stats:
     units = plan_work_units(input_files, max(1, int(args.work_unit_mb * (1 << 20))))
     if not units:
         raise InputError(f"the input is empty: {', '.join(input_files)}")
-    for name in output_files:
-        Path(name).resolve().parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=".create_pretraining_data-",
-                               dir=str(Path(output_files[0]).resolve().parent))
+    output_dirs = list(dict.fromkeys(str(Path(name).resolve().parent) for name in output_files))
+    for directory in output_dirs:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(directory)
+    # Hidden folders next to the outputs (same file system, so the final rename is atomic), where no glob for
+    # the outputs can match a partial file.
+    tmp_dirs = {directory: tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=directory)
+                for directory in output_dirs}
+    tmp_dir = tmp_dirs[output_dirs[0]]
     cfg = InstanceConfig(args.max_seq_length, args.max_predictions_per_seq, args.masked_lm_prob,
                          args.short_seq_prob, args.do_whole_word_mask, args.ngram,
                          args.favor_shorter_ngram)
@@ -1313,9 +1355,10 @@ def run(args: argparse.Namespace) -> Stats:
         for text in first.examples if first else []:
             print(f"[{_PROG}] *** Example ***\n{text}", file=sys.stderr)
         ordered = [results[key] for key in sorted(results)]
-        write_tfrecords(ordered, output_files, args.dupe_factor, args.random_seed)
+        write_tfrecords(ordered, output_files, args.dupe_factor, args.random_seed, tmp_dirs)
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        for directory in tmp_dirs.values():
+            shutil.rmtree(directory, ignore_errors=True)
     for line in summary_lines(stats, time.monotonic() - started, len(units), args.num_workers, output_files):
         print(f"[{_PROG}] {line}", file=sys.stderr)
     return stats
@@ -1340,4 +1383,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(clean_errors(main)())

@@ -28,7 +28,9 @@ def _time_major(x: tf.Tensor) -> tf.Tensor:
 
 def log_partition(emissions: tf.Tensor, mask: tf.Tensor, transitions: tf.Tensor, start: tf.Tensor,
                   end: tf.Tensor) -> tf.Tensor:
-    """log Z [B] by the forward algorithm. emissions [B,T,K], mask [B,T], transitions [K,K] (from, to), start/end [K]."""
+    """log Z [B] by the forward algorithm.
+
+    emissions [B,T,K], mask [B,T], transitions [K,K] (from, to), start/end [K]."""
     emissions = tf.cast(emissions, tf.float32)
     batch, num_tags = tf.shape(emissions)[0], tf.shape(emissions)[2]
 

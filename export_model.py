@@ -8,7 +8,10 @@ Every format has the SavedModel's interface: inputs ``input_ids``, ``input_mask`
 outputs ``pooled_output``, ``sequence_output`` and, with a head, ``logits`` and ``probabilities`` (a run_ner.py
 tagger: [B,T,K] and ``tags`` [B,T] int32). See export_saved_model.py for the SavedModel itself.
 
-* ``--format=saved_model``: ``EXPORT_DIR`` is the SavedModel (``serving_default``).
+* ``--format=saved_model``: ``EXPORT_DIR`` is the SavedModel (``serving_default``). ``--with_tokenizer
+  --vocab_file=... [--do_lower_case=false]`` adds ``serving_text(text_a)`` and ``serving_text_pair(text_a, text_b)``,
+  which take raw UTF-8 strings and tokenize inside the graph (graph_tokenizer.py; core TF ops only, so TF Serving
+  needs nothing else); after export their ids are checked against the Python tokenizer on sample texts.
 * ``--format=litert``: ``EXPORT_DIR/model.tflite``, converted from that SavedModel with LiteRT's built-in ops only
   (the Flex delegate is gone from ai_edge_litert and TF 2.20+), one signature ``serving_default`` with the names
   above, any batch and length up to ``max_seq_length``; a tagger's Viterbi loop needs static shapes there, so a
@@ -36,7 +39,9 @@ import numpy as np
 import tensorflow as tf
 
 import checkpoints
+import cli
 import export_saved_model
+import graph_tokenizer
 import modeling
 import ner_data
 
@@ -125,16 +130,44 @@ def compare(name: str, ours: dict[str, np.ndarray], reference: dict[str, np.ndar
     return diffs
 
 
-def export(model, export_dir: str, fmt: str, max_seq_length: int, quantize: str = "none") -> str:
-    """Writes ``model`` (built and loaded) in ``fmt`` under ``export_dir``; returns the path written."""
+CHECK_TEXTS = ("这家酒店的服务很好，下次还来。", "Hello, WORLD! Café 3.14 😀", "",
+               "北京欢迎你" * 40, "[SEP] literal [MASK] text\u3000全角　空格")
+
+
+def check_text_signatures(export_dir: str, tokenizer: graph_tokenizer.GraphTokenizer, vocab_file: str,
+                          do_lower_case: bool) -> None:
+    """The exported text signatures give run_classifier.py's features for CHECK_TEXTS, alone and as pairs."""
+    import classifier_data
+    import tokenization
+
+    python = tokenization.FullTokenizer(vocab_file, do_lower_case=do_lower_case, split_special_tokens=True)
+    loaded = tf.saved_model.load(export_dir)
+    a, b = list(CHECK_TEXTS), list(CHECK_TEXTS[::-1])
+    for out, pairs in ((loaded.signatures["serving_text"](text_a=tf.constant(a)), [None] * len(a)),
+                       (loaded.signatures["serving_text_pair"](text_a=tf.constant(a), text_b=tf.constant(b)), b)):
+        for i, (text_a, text_b) in enumerate(zip(a, pairs)):
+            want = classifier_data.encode_text(python, text_a, text_b, tokenizer.max_seq_length)[0]
+            if out["input_ids"][i].numpy().tolist() != want:
+                raise ValueError(f"{export_dir}: serving_text gives other ids than the Python tokenizer for "
+                                 f"{text_a!r} / {text_b!r}")
+
+
+def export(model, export_dir: str, fmt: str, max_seq_length: int, quantize: str = "none",
+           tokenizer: graph_tokenizer.GraphTokenizer | None = None) -> str:
+    """Writes ``model`` (built and loaded) in ``fmt`` under ``export_dir``; returns the path written.
+
+    ``tokenizer`` (SavedModel only) adds the text signatures."""
     if fmt not in FORMATS:
         raise ValueError(f"--format={fmt!r}: expected one of {', '.join(FORMATS)}")
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"--quantize={quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
+    if tokenizer is not None and fmt != "saved_model":
+        raise ValueError(f"--with_tokenizer needs --format=saved_model: {fmt} has no string ops for the "
+                         f"tokenizer; tokenize in the app (tokenization.py) and feed ids")
     if fmt == "saved_model":
         if quantize != "none":
             raise ValueError("--quantize applies to --format=litert and onnx; a SavedModel keeps float weights")
-        export_saved_model.export_saved_model(model, export_dir, max_seq_length)
+        export_saved_model.export_saved_model(model, export_dir, max_seq_length, tokenizer=tokenizer)
         return export_dir
     os.makedirs(export_dir, exist_ok=True)
     tagger = isinstance(model, modeling.AlbertTokenClassifier)
@@ -181,7 +214,20 @@ def main(argv: list[str] | None = None) -> str:
                         help="a run_ner.py tagger (implied by a CRF in the checkpoint)")
     parser.add_argument("--tag_list_file", default=None,
                         help="run_ner.py's tag_list.txt: decode under its BIO constraints (as run_ner.py does)")
+    parser.add_argument("--with_tokenizer", action="store_true",
+                        help="SavedModel only: add serving_text(text_a) / serving_text_pair(text_a, text_b), which "
+                             "take raw UTF-8 text and tokenize in the graph (needs --vocab_file)")
+    parser.add_argument("--vocab_file", default=None, help="the WordPiece vocab the model was trained with")
+    cli.add_bool_flag(parser, "do_lower_case", True, "the tokenizer's casing (true for the Chinese vocabs)")
     args = parser.parse_args(argv)
+    tokenizer = None
+    if args.with_tokenizer:
+        if not args.vocab_file:
+            parser.error("--with_tokenizer needs --vocab_file")
+        if args.format != "saved_model":
+            parser.error(f"--with_tokenizer needs --format=saved_model (not {args.format}): LiteRT and ONNX have no "
+                         f"string ops for it; tokenize in the app and feed ids")
+        tokenizer = graph_tokenizer.GraphTokenizer(args.vocab_file, args.do_lower_case, args.max_seq_length)
     tagger = args.token_classification or bool(args.tag_list_file) or \
         checkpoints.inspect_checkpoint(args.init_checkpoint).has_crf
     constraints = None
@@ -195,8 +241,13 @@ def main(argv: list[str] | None = None) -> str:
     if isinstance(model, modeling.AlbertPretrainingModel):
         raise SystemExit(f"{args.init_checkpoint} holds a pretraining model (MLM and SOP heads): pass --num_labels=0 "
                          f"to export its backbone, or a fine-tuned checkpoint")
-    return export(model, args.export_dir, args.format, args.max_seq_length, args.quantize)
+    path = export(model, args.export_dir, args.format, args.max_seq_length, args.quantize, tokenizer)
+    if tokenizer is not None:
+        check_text_signatures(path, tokenizer, args.vocab_file, args.do_lower_case)
+        print(f"serving_text / serving_text_pair: ids equal the Python tokenizer's on {len(CHECK_TEXTS)} check texts")
+    return path
+
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.clean_errors(main)(sys.argv[1:])

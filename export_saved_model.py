@@ -11,6 +11,14 @@ padding). It needs no project code to load::
 
     served = tf.saved_model.load("export/lcqmc").signatures["serving_default"]
     served(input_ids=ids, input_mask=mask, segment_ids=seg)["probabilities"]
+
+With a ``graph_tokenizer.GraphTokenizer`` (export_model.py ``--with_tokenizer``) it also takes raw text, tokenized
+inside the graph with core TensorFlow ops (no Python tokenizer, no custom ops on the server):
+
+* ``serving_text(text_a)`` and ``serving_text_pair(text_a, text_b)`` (tf.string [B], UTF-8): the outputs above plus
+  the ``input_ids``, ``input_mask``, ``segment_ids`` [B, max_seq_length] the text became (equal to
+  run_classifier.py's features). An empty ``text_b`` makes that row a single text.
+* In Python, ``tf.saved_model.load(d).serving_text(text_a, text_b=None)`` takes either form.
 """
 
 from __future__ import annotations
@@ -22,13 +30,16 @@ import keras
 import tensorflow as tf
 
 import checkpoints
+import cli
+import graph_tokenizer
 import modeling
 
 SIGNATURE_INPUTS = ("input_ids", "input_mask", "segment_ids")
 
 
 def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int | None = None,
-                       static_shape: tuple[int, int] | None = None) -> list[str]:
+                       static_shape: tuple[int, int] | None = None,
+                       tokenizer: graph_tokenizer.GraphTokenizer | None = None) -> list[str]:
     """Writes ``model`` (AlbertModel, AlbertClassifier or AlbertTokenClassifier, built) to ``export_dir``; returns
     the signature's outputs.
 
@@ -36,6 +47,7 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
     SavedModel then holds only the variables and the traced function, so loading needs neither Keras nor our code.
     max_seq_length, when given, is checked against max_position_embeddings and used for a check call.
     static_shape: a fixed input shape [B,T] instead of [None, None] (for converters that need static shapes).
+    tokenizer: adds the text signatures (see the module docstring); its max_seq_length is the padded length.
     """
     albert, heads = checkpoints.split_model(model)
     if "mlm" in heads:
@@ -61,9 +73,26 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
     if max_seq_length:
         ones = tf.ones([static_shape[0] if static_shape else 1, max_seq_length], tf.int32)
         serve(ones, ones, tf.zeros_like(ones))
-    tf.saved_model.save(module, export_dir, signatures={"serving_default": serve})
-    print(f"exported {type(model).__name__} to {export_dir}: serving_default(input_ids, input_mask, segment_ids) "
-          f"-> {', '.join(outputs)}")
+    signatures = {"serving_default": serve}
+    if tokenizer is not None:
+        if tokenizer.max_seq_length > limit:
+            raise ValueError(f"the tokenizer's max_seq_length {tokenizer.max_seq_length} exceeds "
+                             f"max_position_embeddings ({limit})")
+        module.tokenizer = tokenizer  # tracks its lookup tables
+
+        @tf.function
+        def serving_text(text_a, text_b=None):
+            features = tokenizer.encode(text_a, text_b)
+            return {**serve(**features), **features}
+
+        module.serving_text = serving_text
+        signatures["serving_text"] = serving_text.get_concrete_function(tf.TensorSpec([None], tf.string, "text_a"))
+        signatures["serving_text_pair"] = serving_text.get_concrete_function(
+            tf.TensorSpec([None], tf.string, "text_a"), tf.TensorSpec([None], tf.string, "text_b"))
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    text = ", serving_text(text_a), serving_text_pair(text_a, text_b)" if tokenizer is not None else ""
+    print(f"exported {type(model).__name__} to {export_dir}: serving_default(input_ids, input_mask, segment_ids)"
+          f"{text} -> {', '.join(outputs)}")
     return outputs
 
 
@@ -86,4 +115,4 @@ def main(argv: list[str] | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.clean_errors(main)(sys.argv[1:])

@@ -32,6 +32,7 @@ import numpy as np
 from absl import app, flags
 
 import classifier_data
+import cli
 import modeling
 import tokenization
 
@@ -57,10 +58,7 @@ def define_flags() -> None:
 
 def read_inputs(path: str, pairs: bool) -> list[str] | list[tuple[str, str]]:
     """Every line of ``path`` (texts) or every line split at its one tab (pairs)."""
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path, "rb") as f:
-        lines = classifier_data.split_lines(f.read().decode("utf-8-sig"))
+    lines = classifier_data.read_text_lines(path)  # a line that is not UTF-8 is an error naming it
     if not pairs:
         return lines
     out = []
@@ -190,4 +188,4 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(cli.clean_errors(main))

@@ -143,10 +143,11 @@ def init_from_checkpoint(init_checkpoint: str | None):
     return init
 
 
-def build_trainer(FLAGS, strategy: tf.distribute.Strategy, task: training.Task,
-                  num_train_examples: int | None) -> "FineTuningTrainer":
+def build_trainer(FLAGS, strategy: tf.distribute.Strategy, task: training.Task, num_train_examples: int | None,
+                  model_family: str | None = None) -> "FineTuningTrainer":
     """The trainer for ``num_train_examples`` (None: no training) × --num_train_epochs, its optimizer from the
-    optimizer flags, restored from output_dir or initialised from --init_checkpoint."""
+    optimizer flags (``model_family`` decides --lamb_layer_adaptation=auto), restored from output_dir or initialised
+    from --init_checkpoint."""
     num_steps, warmup = 1, 0  # eval/predict-only runs still build the optimizer (for resuming its checkpoints)
     if num_train_examples is not None:
         num_steps = classifier_data.num_train_steps(num_train_examples, FLAGS.num_train_epochs,
@@ -155,7 +156,7 @@ def build_trainer(FLAGS, strategy: tf.distribute.Strategy, task: training.Task,
 
     def make_optimizer():
         return optimization.create_optimizer(FLAGS.learning_rate, num_steps, warmup,
-                                             **optimization.flag_kwargs(FLAGS))
+                                             **optimization.flag_kwargs(FLAGS, model_family))
 
     trainer = FineTuningTrainer(strategy, task, make_optimizer,
                                 training.config_from_flags(FLAGS, num_steps, FLAGS.train_batch_size))

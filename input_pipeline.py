@@ -9,9 +9,9 @@ puts a resumed run at the same data position as an uninterrupted one.
 from __future__ import annotations
 
 import glob
+import re
 from typing import Callable
 
-import numpy as np
 import tensorflow as tf
 
 
@@ -48,8 +48,18 @@ def expand_files(patterns: str | list[str]) -> list[str]:
         matched = sorted(tf.io.gfile.glob(pattern.strip())) or sorted(glob.glob(pattern.strip()))
         if not matched:
             raise FileNotFoundError(f"no input file matches {pattern!r}")
+        for path in matched:
+            if _PARTIAL_RE.search(path):
+                raise ValueError(f"--input_file={pattern!r} matches {path}, a partial file that a killed "
+                                 f"create_pretraining_data.py left; delete it (the next run there removes it) "
+                                 f"or narrow the pattern")
         files.extend(matched)
     return files
+
+
+# What create_pretraining_data.py writes before an output is complete: files in its hidden temporary folders, and
+# the NAME.tmp-PID files of earlier versions. Training on one would read a truncated tail hours into a run.
+_PARTIAL_RE = re.compile(r"(^|/)\.create_pretraining_data-[^/]*(/|$)|\.tmp-\d+$|\.partial$")
 
 
 def _parse(spec: dict[str, tf.io.FixedLenFeature]) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:

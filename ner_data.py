@@ -53,7 +53,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 import tokenization
-from classifier_data import DataFormatError, feature_cache_key, split_lines
+from classifier_data import DataFormatError, feature_cache_key, read_text_lines
 
 SPLITS = ("train", "dev", "test")
 OUTSIDE = "O"
@@ -159,10 +159,7 @@ class NerProcessor:
 
     def read_file(self, path: str, split: str, tags: Sequence[str] | None = None) -> list[NerExample]:
         """Reads ``path``; ``tags``: the tag set the tags must belong to (None: any BIO tag, as in training)."""
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "rb") as f:
-            lines = split_lines(f.read().decode("utf-8-sig"))
+        lines = read_text_lines(path)  # a line that is not UTF-8 is an error naming it
         report = NerReport(path)
         allowed = set(tags) if tags is not None else None
         examples: list[NerExample] = []

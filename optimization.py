@@ -116,12 +116,34 @@ def define_flags(default_optimizer: str, flag_values: flags.FlagValues = flags.F
     flags.DEFINE_float("adam_epsilon", 1e-6, "epsilon of the moments' update m / (sqrt(v) + epsilon) (the seed's "
                        "1e-6; torch/HF use 1e-8, which lets parameters with tiny gradients still move).",
                        flag_values=flag_values)
+    flags.DEFINE_enum("lamb_layer_adaptation", "auto", list(LAYER_ADAPTATION_CHOICES),
+                      "Which variables LAMB's trust ratio applies to: 'all' (the original albert_zh's LAMB), "
+                      "'google' (Google ALBERT's: not LayerNorm and bias variables, its exclude_from_layer_adaptation "
+                      "default), 'auto' (the model family's own: brightmart -> all, google -> google).",
+                      flag_values=flag_values)
     flags.DEFINE_bool("bias_correction", False, "Adam's bias correction of the moments (torch AdamW / HF style). "
                       "Off in the seed; without it the first updates are several times the LR, which small "
                       "models fine-tuned at 1e-4 and up from a weak start do not survive.", flag_values=flag_values)
 
 
-def flag_kwargs(flag_values: flags.FlagValues) -> dict:
-    """`create_optimizer` keyword arguments from the flags `define_flags` defined."""
-    return dict(optimizer=flag_values.optimizer, weight_decay_rate=flag_values.weight_decay_rate,
-                bias_correction=flag_values.bias_correction, epsilon=flag_values.adam_epsilon)
+LAYER_ADAPTATION_CHOICES = ("auto", "all", "google")
+
+
+def layer_adaptation_exclusions(choice: str, model_family: str | None) -> tuple[str, ...] | None:
+    """``--lamb_layer_adaptation`` -> LAMB's ``exclude_from_layer_adaptation`` (None: the trust ratio everywhere)."""
+    if choice not in LAYER_ADAPTATION_CHOICES:
+        raise ValueError(f"--lamb_layer_adaptation={choice!r}: expected one of {', '.join(LAYER_ADAPTATION_CHOICES)}")
+    if choice == "auto":
+        choice = "google" if model_family == "google" else "all"
+    return tuple(DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY) if choice == "google" else None
+
+
+def flag_kwargs(flag_values: flags.FlagValues, model_family: str | None = None) -> dict:
+    """`create_optimizer` keyword arguments from the flags `define_flags` defined; ``model_family`` decides
+    ``--lamb_layer_adaptation=auto``."""
+    kwargs = dict(optimizer=flag_values.optimizer, weight_decay_rate=flag_values.weight_decay_rate,
+                  bias_correction=flag_values.bias_correction, epsilon=flag_values.adam_epsilon)
+    if flag_values.optimizer == "lamb":
+        kwargs["layer_adaptation_exclusions"] = layer_adaptation_exclusions(flag_values.lamb_layer_adaptation,
+                                                                            model_family)
+    return kwargs

@@ -30,12 +30,14 @@ Example (LCQMC)::
 from __future__ import annotations
 
 import os
+
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # before TF is imported; why: training.py
 
 import numpy as np
 from absl import app, flags
 
 import classifier_data
+import cli
 import finetuning
 import input_pipeline
 import modeling
@@ -169,7 +171,8 @@ def main(_) -> None:
     data = load_data(processor, labels, tokenizer)
 
     task = classification_task(config, len(labels), FLAGS.classifier_dropout, FLAGS.classifier_pooling)
-    trainer = finetuning.build_trainer(FLAGS, strategy, task, data["train"].num_examples if FLAGS.do_train else None)
+    trainer = finetuning.build_trainer(FLAGS, strategy, task, data["train"].num_examples if FLAGS.do_train else None,
+                                       config.model_family)
 
     def dev_metrics() -> dict[str, float]:
         dev = ordered_dataset(data["dev"], FLAGS.eval_batch_size)
@@ -204,4 +207,4 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["task_name", "data_dir", "bert_config_file", "output_dir"])
-    app.run(main)
+    app.run(cli.clean_errors(main))

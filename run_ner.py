@@ -37,6 +37,7 @@ import numpy as np
 from absl import app, flags
 
 import classifier_data
+import cli
 import finetuning
 import input_pipeline
 import modeling
@@ -185,7 +186,8 @@ def main(_) -> None:
         data["test"] = load("test")
 
     task = tagging_task(config, tags, FLAGS.classifier_dropout, FLAGS.use_crf, FLAGS.bio_constraints)
-    trainer = finetuning.build_trainer(FLAGS, strategy, task, len(data["train"].windows) if FLAGS.do_train else None)
+    trainer = finetuning.build_trainer(FLAGS, strategy, task, len(data["train"].windows) if FLAGS.do_train else None,
+                                       config.model_family)
 
     forward = make_predictor(trainer.model, task)
 
@@ -235,4 +237,4 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["task_name", "data_dir", "bert_config_file", "output_dir"])
-    app.run(main)
+    app.run(cli.clean_errors(main))

@@ -22,6 +22,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import checkpoints
+import cli
 import input_pipeline
 import modeling
 import optimization
@@ -131,7 +132,7 @@ def main(_) -> None:
     def make_optimizer():
         return optimization.create_optimizer(FLAGS.learning_rate, FLAGS.num_train_steps, FLAGS.num_warmup_steps,
                                              poly_power=FLAGS.poly_power, start_warmup_step=FLAGS.start_warmup_step,
-                                             **optimization.flag_kwargs(FLAGS))
+                                             **optimization.flag_kwargs(FLAGS, config.model_family))
 
     trainer = training.Trainer(strategy, task, make_optimizer,
                                training.config_from_flags(FLAGS, FLAGS.num_train_steps, FLAGS.train_batch_size))
@@ -153,4 +154,4 @@ def main(_) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli.clean_errors(main))

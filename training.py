@@ -17,8 +17,10 @@ CPUs TF leaves out (AMD EPYC here) they were 1.15-1.27x faster (bench/README.md)
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import re
 import shutil
 import time
 import weakref
@@ -26,7 +28,8 @@ from typing import Callable
 
 import keras
 import tensorflow as tf
-from absl import flags, logging as absl_logging
+from absl import flags
+from absl import logging as absl_logging
 
 import input_pipeline
 
@@ -191,7 +194,9 @@ def append_progress(output_dir: str, step: int, seconds: float, metrics: dict[st
 
 def _format_seconds(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def _split_micro_batches(features: Features, n: int) -> Features:
@@ -245,6 +250,29 @@ def own_checkpoint_state(directory: str) -> None:
         tf.io.gfile.remove(state_file)
 
 
+def remove_stale_checkpoint_temporaries(directory: str) -> None:
+    """Removes the ``ckpt-N_temp/`` folders of interrupted saves in ``directory``.
+
+    TF writes a checkpoint into ``NAME_temp/`` and then merges it into ``NAME.index`` / ``NAME.data-*``; a kill or a
+    full disk during a save leaves the folder behind (as large as a checkpoint), and after a disk-full failure the
+    leftover makes the retry fail the same way. Only the chief saves, so at its start none is in use.
+    """
+    for path in tf.io.gfile.glob(os.path.join(directory, "ckpt-*_temp*")):
+        if re.fullmatch(r"ckpt-\d+_temp\w*", os.path.basename(path)) and tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+            print(f"note: removed {path}, left by an interrupted checkpoint save", flush=True)
+
+
+def batches_done(input_context: tf.distribute.InputContext, steps: int) -> int:
+    """Batches one input pipeline has given after ``steps`` steps: each step takes one per replica it feeds
+    (MirroredStrategy on N local devices, or a one-host TPU: N per step from one pipeline)."""
+    return steps * (input_context.num_replicas_in_sync // input_context.num_input_pipelines)
+
+
+class CheckpointSaveError(RuntimeError):
+    """A checkpoint could not be written (no space): the message names the folder and the size it needs."""
+
+
 class Trainer:
     """Holds the model, optimizer and checkpoint state of one run, under one strategy."""
 
@@ -272,6 +300,7 @@ class Trainer:
             config.output_dir, f".worker_{strategy.cluster_resolver.task_id}_tmp")
         if self.chief:
             own_checkpoint_state(directory)
+            remove_stale_checkpoint_temporaries(directory)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=config.keep_checkpoint_max,
                                                   step_counter=self.optimizer.iterations)
         self._grad_fn = tf.function(self._gradients, jit_compile=True) if config.use_xla else self._gradients
@@ -301,7 +330,19 @@ class Trainer:
         return self.step
 
     def save(self) -> str:
-        path = self.manager.save(checkpoint_number=self.step)
+        try:
+            path = self.manager.save(checkpoint_number=self.step)
+        except (tf.errors.ResourceExhaustedError, OSError) as err:
+            if isinstance(err, OSError) and err.errno != errno.ENOSPC:
+                raise
+            remove_stale_checkpoint_temporaries(self.manager.directory)
+            megabytes = sum(v.numpy().nbytes for v in self.model.variables + self.optimizer.variables) / 1e6
+            latest = self.manager.latest_checkpoint
+            raise CheckpointSaveError(
+                f"no space left to save the step-{self.step} checkpoint in {self.manager.directory} (a checkpoint "
+                f"takes about {megabytes:.0f} MB; --keep_checkpoint_max={self.config.keep_checkpoint_max} of them are "
+                f"kept): free space there or use another --output_dir; rerunning resumes from "
+                f"{latest or 'the start'}") from None
         if not self.chief:  # other workers take part in the save (collectives) but keep nothing
             shutil.rmtree(self.manager.directory, ignore_errors=True)
         return path
@@ -360,7 +401,7 @@ class Trainer:
         if start >= cfg.num_train_steps:
             print(f"already at step {start} of {cfg.num_train_steps}: nothing to train", flush=True)
             return {}
-        dist = self.strategy.distribute_datasets_from_function(lambda ctx: dataset_fn(ctx, start))
+        dist = self.strategy.distribute_datasets_from_function(lambda ctx: dataset_fn(ctx, batches_done(ctx, start)))
         iterator = iter(dist)
         writer = tf.summary.create_file_writer(os.path.join(cfg.output_dir, "train")) if self.chief else None
         t0, last, metrics = time.time(), None, {}

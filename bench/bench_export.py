@@ -29,8 +29,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import classifier_data  # noqa: E402
 import checkpoints  # noqa: E402
+import classifier_data  # noqa: E402
 import export_model  # noqa: E402
 import modeling  # noqa: E402
 import tokenization  # noqa: E402
@@ -183,7 +183,8 @@ def main() -> int:
             print(f"| {r['format']} | {r['quantize']} | {r['dev_accuracy']:.4f} | "
                   f"{100 * (r['dev_accuracy'] - base):+.1f} | {r['megabytes']:.1f} |")
     if results["speed"]:
-        print("\n| config | path | seq/s at batch 32 | × HF | latency at batch 1, ms | × HF |\n|---|---|---|---|---|---|")
+        print("\n| config | path | seq/s at batch 32 | × HF | latency at batch 1, ms | × HF |\n"
+              "|---|---|---|---|---|---|")
         for config in dict.fromkeys(r["config"] for r in results["speed"]):
             rows = [r for r in results["speed"] if r["config"] == config]
             hf = rows[-1]

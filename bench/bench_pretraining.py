@@ -110,7 +110,6 @@ class TFWorker:
 
     def info(self) -> dict:
         import keras
-
         from tensorflow.python.util import _pywrap_util_port  # oneDNN status as TF decided it at import
         return {"tensorflow": self.tf.__version__, "keras": keras.__version__,
                 "intra_op": self.tf.config.threading.get_intra_op_parallelism_threads(),
@@ -727,8 +726,8 @@ def main() -> None:
                   "fp32 seed 2": tfw["on"]("curve", precision="fp32", seed=2, **kw)}
         tail = max(1, len(curves["fp32 seed 1"]) // 5)
         final = {k: sum(v[-tail:]) / tail for k, v in curves.items()}
-        add({"group": "curve", "row": f"loss curve, tiny b8 s64 P10, LAMB lr {args.curve_lr:g} (10% warmup, linear decay), "
-                                              f"{args.curve_steps} steps",
+        add({"group": "curve", "row": f"loss curve, tiny b8 s64 P10, LAMB lr {args.curve_lr:g} "
+                                      f"(10% warmup, linear decay), {args.curve_steps} steps",
              "curves": curves, "first": {k: v[0] for k, v in curves.items()}, "final": final,
              "bf16_minus_fp32": final["bf16 seed 1"] - final["fp32 seed 1"],
              "seed_noise": final["fp32 seed 2"] - final["fp32 seed 1"]})
@@ -753,7 +752,8 @@ def print_table(results: dict) -> None:
           f"{cpu['cores']} cores ({flags}). TensorFlow {tf_v['tensorflow']} / Keras {tf_v['keras']}, "
           f"torch {torch_info['torch']} ({torch_info['cpu_capability']}) / transformers "
           f"{torch_info['transformers']}. Threads: {results['threads']} for both (TF intra-op, "
-          f"torch.set_num_threads; TF inter-op {tf_v['inter_op']}). Load average {results['load_start']} at start, {results['load_end']} at end; "
+          f"torch.set_num_threads; TF inter-op {tf_v['inter_op']}). "
+          f"Load average {results['load_start']} at start, {results['load_end']} at end; "
           f"{results['wall_s'] / 60:.1f} min; {results['reps']} interleaved repetitions.\n")
     print("| row | variant | seq/s | ours/HF | MFU | ours/HF per repetition |")
     print("|---|---|---|---|---|---|")

@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tokenization  # noqa: E402
-from create_pretraining_data import str2bool  # noqa: E402
+from cli import str2bool  # noqa: E402
 
 SPECIAL_TOKENS = (["[PAD]"] + [f"[unused{i}]" for i in range(1, 100)] +
                   ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "<S>", "<T>"])

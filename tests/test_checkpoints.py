@@ -360,7 +360,8 @@ def test_convert_tagger_to_hf_token_classification(tmp_path, family):
     (tmp_path / "tag_list.txt").write_text("\n".join(tags) + "\n")
     cls = transformers.AlbertForTokenClassification if family == "google" else transformers.BertForTokenClassification
     assert convert.main([f"--tf_checkpoint_path={path}", f"--bert_config_file={tmp_path}/c.json",
-                         f"--tag_list_file={tmp_path}/tag_list.txt", f"--pytorch_dump_path={tmp_path}/hf"]) == cls.__name__
+                         f"--tag_list_file={tmp_path}/tag_list.txt",
+                         f"--pytorch_dump_path={tmp_path}/hf"]) == cls.__name__
     hf = _hf_load(cls, tmp_path / "hf")
     assert hf.config.id2label[1] == "B-PER"
     inputs = batch()

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import glob
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +16,8 @@ import pytest
 import create_pretraining_data as cpd
 import tokenization
 from data import build_vocab, prepare_demo_corpus
+
+REPO = Path(__file__).resolve().parents[1]
 
 # A fixed corpus of our own: 5 documents, one sentence a line.
 CORPUS_DOCUMENTS = [
@@ -163,7 +169,7 @@ def segmenters_agree(lines, tokenizer) -> int:
 def test_rjieba_groups_words_as_jieba(tokenizer, reference_dir):
     """The default segmenter (rjieba) against jieba 0.42.1 on a real news text: identical word starts."""
     lines = (reference_dir / "data" / "news_zh_1.txt").read_text(encoding="utf-8").split("\n")
-    assert segmenters_agree(lines + [l for doc in CORPUS_DOCUMENTS for l in doc], tokenizer) > 5000
+    assert segmenters_agree(lines + [line for doc in CORPUS_DOCUMENTS for line in doc], tokenizer) > 5000
     assert cpd.SentenceEncoder(tokenizer, True, False)._cut is cpd.segmenter_cut("rjieba")
     with pytest.raises(ValueError, match="--segmenter='pkuseg'"):
         cpd.segmenter_cut("pkuseg")
@@ -447,7 +453,8 @@ def test_literal_special_tokens_in_the_text_stay_text(workdir, vocab_file):
     """A corpus line holding "[SEP]" or "[MASK]" (web text does): they are text, as in the original, so [SEP] ends
     exactly the two segments and every [MASK] id sits at a masked position."""
     tf = pytest.importorskip("tensorflow")
-    documents = [["今天[SEP]天气很好。", "我们去公园[MASK]吧！", "明天下雨。"], ["[CLS]一二三四五。", "六七八[MASK]九十。"]]
+    documents = [["今天[SEP]天气很好。", "我们去公园[MASK]吧！", "明天下雨。"],
+                 ["[CLS]一二三四五。", "六七八[MASK]九十。"]]
     corpus = write_corpus(workdir / "specials.txt", documents * 4)
     out = workdir / "specials.tfrecord"
     assert run_cli(base_args(corpus, vocab_file, out, dupe_factor=2)) == 0
@@ -597,3 +604,49 @@ def test_reference_vocab_labels_never_subword_chinese(reference_dir, tmp_path):
     assert labels and not any(t.startswith("##") and tokenization.is_chinese_char(t[2]) for t in labels)
     masked = sum(len(i.masked_lm_positions) for i in instances) / sum(len(i.input_ids) for i in instances)
     assert abs(masked - 0.15) <= 0.01
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_a_killed_run_leaves_nothing_a_glob_finds_and_the_next_run_cleans_up(tmp_path, corpus_file, vocab_file):
+    """13.14: a run killed while writing its outputs (here: at the final rename) leaves its partial files only in a
+    hidden folder that no output glob matches; the next run removes what dead runs left (old-style NAME.tmp-PID
+    files too), keeps what a live run is writing, and the training reader refuses partial files by name."""
+    out = tmp_path / "data.tfrecord"
+    killed = ("import os, sys; import create_pretraining_data as c; "
+              "c.os.replace = lambda *a: os._exit(9); sys.exit(c.main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", killed] + base_args(corpus_file, vocab_file, out),
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 9, done.stderr[-2000:]
+    assert glob.glob(f"{out}*") == [] and glob.glob(str(tmp_path / "*")) == []
+    hidden = [p for p in tmp_path.iterdir()]
+    assert len(hidden) == 1 and hidden[0].name.startswith(".create_pretraining_data-")
+    partial = [p for p in hidden[0].rglob("*.partial")]
+    assert partial and partial[0].stat().st_size > 0
+    legacy = tmp_path / f"data.tfrecord.tmp-{_dead_pid()}"
+    legacy.write_bytes(b"partial")
+    live = tmp_path / f".create_pretraining_data-{os.getpid()}-live"  # a running writer's (this process is alive)
+    live.mkdir()
+
+    import input_pipeline
+    for pattern in (f"{tmp_path}/data.tfrecord*", f"{hidden[0]}/*"):
+        with pytest.raises(ValueError, match="a partial file that a killed create_pretraining_data.py left"):
+            input_pipeline.expand_files(pattern)
+
+    assert run_cli(base_args(corpus_file, vocab_file, out)) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, live.name])
+
+
+def test_a_line_longer_than_an_instance_is_named_and_counted(tmp_path, vocab_file, capsys):
+    """13.21: a huge line without sentence breaks loses everything past one instance; the run names it (file:line)
+    and the summary counts the lost tokens instead of passing it by in silence."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("今天天气很好。\n" + "我们去公园散步吧" * 200 + "\n明天下雨。\n\n第二篇文章。\n第二句话。\n",
+                      encoding="utf-8")
+    assert run_cli(base_args(corpus, vocab_file, tmp_path / "out.tfrecord", dupe_factor=1)) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {corpus}:2: a line of 1,600 tokens; an instance holds at most 61, so 1,539 are dropped" in err
+    assert "lines longer than an instance holds: 1 (1,539 tokens past the limit dropped; put one sentence" in err

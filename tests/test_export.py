@@ -129,3 +129,76 @@ def test_a_nan_export_never_gets_its_final_name(classifier, tmp_path, monkeypatc
     with pytest.raises(ValueError, match="holds NaN"):
         export_model.export(model, str(tmp_path / "onnx"), "onnx", SEQ)
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def text_vocab(tmp_path_factory, reference_dir):
+    """The special tokens, then as many of the original vocab's other lines as the classifier's vocab has ids."""
+    from test_modeling import V
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    lines = open(reference_dir / "albert_config" / "vocab.txt", encoding="utf-8").read().split("\n")
+    words = [w for w in lines if w and w not in specials and not w.startswith("[unused")]
+    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    path.write_text("\n".join(specials + words[:V - len(specials)]) + "\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.slow
+def test_text_signatures_give_the_python_features_and_the_same_outputs(classifier, tmp_path, text_vocab):
+    """serving_text / serving_text_pair in a fresh process (no project code): the ids run_classifier.py would feed,
+    and the same probabilities as serving_default on those ids."""
+    import classifier_data
+    import tokenization
+
+    model, d = classifier
+    export_dir = tmp_path / "export"
+    export_model.main([f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={d / 'run'}",
+                       f"--export_dir={export_dir}", f"--max_seq_length={SEQ}", "--with_tokenizer",
+                       f"--vocab_file={text_vocab}"])
+    texts_a = ["[CLS] hello!", "", "中文 [SEP] 文本", "unused x" * 20]
+    texts_b = ["", "b only", "对", "!"]
+    script = textwrap.dedent("""
+        import importlib.util, json, sys
+        import numpy as np, tensorflow as tf
+        assert importlib.util.find_spec("graph_tokenizer") is None
+        loaded = tf.saved_model.load(sys.argv[1])
+        a, b = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+        single = loaded.signatures["serving_text"](text_a=tf.constant(a))
+        pair = loaded.signatures["serving_text_pair"](text_a=tf.constant(a), text_b=tf.constant(b))
+        ids = loaded.signatures["serving_default"](**{k: pair[k] for k in ("input_ids", "input_mask", "segment_ids")})
+        same = loaded.serving_text(tf.constant(a), tf.constant(b))  # the Python attribute: text_b optional
+        np.savez(sys.argv[4], **{"single_" + k: v.numpy() for k, v in single.items()},
+                 **{"pair_" + k: v.numpy() for k, v in pair.items()}, by_ids=ids["probabilities"].numpy(),
+                 attribute=same["probabilities"].numpy())
+    """)
+    import json
+    done = subprocess.run([sys.executable, "-c", script, str(export_dir), json.dumps(texts_a), json.dumps(texts_b),
+                           str(tmp_path / "out.npz")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = dict(np.load(tmp_path / "out.npz"))
+    python = tokenization.FullTokenizer(text_vocab, do_lower_case=True, split_special_tokens=True)
+    for prefix, partners in (("single_", [None] * 4), ("pair_", texts_b)):
+        for i, (a, b) in enumerate(zip(texts_a, partners)):
+            ids, mask, segments, _ = classifier_data.encode_text(python, a, b, SEQ)
+            assert out[prefix + "input_ids"][i].tolist() == ids
+            assert out[prefix + "input_mask"][i].tolist() == mask
+            assert out[prefix + "segment_ids"][i].tolist() == segments
+    assert out["single_input_ids"][1].tolist()[:2] == [python.vocab["[CLS]"], python.vocab["[SEP]"]]
+    np.testing.assert_allclose(out["pair_probabilities"], out["by_ids"], atol=1e-6)
+    np.testing.assert_allclose(out["pair_probabilities"], out["attribute"], atol=1e-6)
+    keras = model({k: out["pair_" + k] for k in ("input_ids", "input_mask", "segment_ids")}, training=False)
+    np.testing.assert_allclose(out["pair_probabilities"], keras["probabilities"].numpy(), atol=1e-4)
+
+
+def test_tokenizer_errors(classifier, tmp_path, text_vocab):
+    model, d = classifier
+    base = [f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={d / 'run'}",
+            f"--export_dir={tmp_path / 'x'}", "--with_tokenizer"]
+    with pytest.raises(SystemExit):  # argparse: --with_tokenizer needs --vocab_file
+        export_model.main(base)
+    with pytest.raises(SystemExit):  # ... and a SavedModel
+        export_model.main(base + [f"--vocab_file={text_vocab}", "--format=litert"])
+    with pytest.raises(ValueError, match=r"max_seq_length: 33 is not in 1..max_position_embeddings \(32\)"):
+        export_model.main(base + [f"--vocab_file={text_vocab}", "--max_seq_length=33"])
+    assert not (tmp_path / "x").exists()

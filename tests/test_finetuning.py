@@ -102,3 +102,41 @@ def test_another_runs_checkpoints_are_neither_resumed_nor_deleted(tmp_path, caps
                                      f'"{paths[3]}"\nall_model_checkpoint_paths: "ckpt-2"\n')
     training.own_checkpoint_state(str(mine))
     assert tf.train.latest_checkpoint(str(mine)) == str(mine / "ckpt-2")
+
+
+def tiny_trainer(out: str):
+    import keras
+
+    import training
+
+    def build():
+        return keras.Sequential([keras.Input([3]), keras.layers.Dense(2)])
+
+    task = training.Task(build_model=build, sums=lambda f, o: {}, counts=lambda f: {}, loss_terms=())
+    return training.Trainer(tf.distribute.get_strategy(), task, lambda: keras.optimizers.Adam(1e-3),
+                            training.TrainConfig(output_dir=out, num_train_steps=1, train_batch_size=1))
+
+
+def test_interrupted_saves_are_cleaned_and_a_full_disk_is_named(tmp_path, monkeypatch):
+    """13.15: ckpt-N_temp/ folders that a kill or a full disk left are removed when a run starts (a foreign
+    folder is not); a save that finds no space names the folder and the size a checkpoint needs."""
+    import training
+
+    stale = tmp_path / "ckpt-40_temp"
+    stale.mkdir()
+    (stale / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x" * 1000)
+    (tmp_path / "mine_temp").mkdir()
+    trainer = tiny_trainer(str(tmp_path))
+    assert not stale.exists() and (tmp_path / "mine_temp").exists()
+    first = trainer.save()
+
+    def full_disk(*args, **kwargs):
+        os.makedirs(tmp_path / "ckpt-0_temp", exist_ok=True)  # what a failed save leaves
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(trainer.manager, "save", full_disk)
+    with pytest.raises(training.CheckpointSaveError,
+                       match=rf"no space left to save the step-0 checkpoint in {tmp_path} \(a checkpoint takes "
+                             rf"about 0 MB.*rerunning resumes from {first}"):
+        trainer.save()
+    assert not (tmp_path / "ckpt-0_temp").exists()

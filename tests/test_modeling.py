@@ -16,7 +16,7 @@ import tensorflow as tf
 import modeling
 
 TOL = 1e-4
-V, E, H, N, I, P_MAX = 97, 16, 32, 4, 48, 40
+V, E, H, N, I, P_MAX = 97, 16, 32, 4, 48, 40  # noqa: E741  (I: intermediate size, as in the paper's tables)
 
 
 def small_config(**kw) -> modeling.AlbertConfig:

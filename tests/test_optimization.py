@@ -309,3 +309,27 @@ def test_mirrored_two_replicas_equal_one_device():
         for a, b in zip(single, mirrored):
             np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL, err_msg=name)
         assert not np.allclose(single[0], 1.0), name  # the kernel moved
+
+
+def test_lamb_layer_adaptation_flag_follows_the_model_family():
+    """13.4: --lamb_layer_adaptation=auto gives each family its own LAMB: the original albert_zh's trust ratio on every
+    variable (brightmart), Google's exclusion of LayerNorm and bias variables (google); 'all' / 'google' force one.
+    The NumPy re-derivations of both are the lamb_* cases above."""
+    from absl import flags
+
+    values = flags.FlagValues()
+    optimization.define_flags("lamb", values)
+    values(["prog"])
+    assert values.lamb_layer_adaptation == "auto"
+    brightmart = optimization.create_optimizer(1e-3, 10, 1, **optimization.flag_kwargs(values, "brightmart"))
+    google = optimization.create_optimizer(1e-3, 10, 1, **optimization.flag_kwargs(values, "google"))
+    assert brightmart.layer_adaptation_exclusions == ()
+    assert google.layer_adaptation_exclusions == tuple(optimization.DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY)
+    _, variables = tiny_model()
+    adapted = {v.path: (brightmart.uses_layer_adaptation(v), google.uses_layer_adaptation(v)) for v in variables}
+    assert any(b and not g for b, g in adapted.values()), adapted  # a bias or LayerNorm variable differs
+    assert any(b and g for b, g in adapted.values()), adapted  # a kernel has the trust ratio in both
+    values.lamb_layer_adaptation = "all"
+    assert optimization.flag_kwargs(values, "google")["layer_adaptation_exclusions"] is None
+    values.optimizer = "adamw"
+    assert "layer_adaptation_exclusions" not in optimization.flag_kwargs(values, "google")

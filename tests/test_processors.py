@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 import classifier_data as cd
 import input_pipeline
 import tokenization
@@ -380,3 +379,21 @@ def test_extract_features_keeps_one_vector_per_input_line_with_unicode_separator
 
     (tmp_path / "in.txt").write_text("一\u2028二\n三\u0085四\r\n五\n", encoding="utf-8")
     assert extract_features.read_inputs(str(tmp_path / "in.txt"), pairs=False) == ["一\u2028二", "三\u0085四", "五"]
+
+
+def test_a_line_that_is_not_utf8_is_named_or_skipped(tmp_path):
+    """13.19: GBK bytes on line 3 of a TSV: the error names file:line and the fix; --skip_bad_lines skips that line
+    only. extract_features' reader names it too."""
+    import extract_features
+
+    path = tmp_path / "train.tsv"
+    path.write_bytes("label\ttext\npos\t很好\n".encode() + "neg\t很差".encode("gbk") + b"\n" + "pos\t不错\n".encode())
+    with pytest.raises(cd.DataFormatError,
+                       match=rf"{path}:3: not UTF-8 \(invalid start byte at byte 4 of the line\); convert"):
+        cd.get_processor("text_classification").get_examples(str(tmp_path), "train")
+    processor = cd.get_processor("text_classification", skip_bad_lines=True)
+    examples = processor.get_examples(str(tmp_path), "train")
+    assert [(e.text_a, e.line) for e in examples] == [("很好", 2), ("不错", 4)]
+    assert processor.reports["train"].bad_lines == [f"{path}:3: not UTF-8 (invalid start byte at byte 4 of the line)"]
+    with pytest.raises(cd.DataFormatError, match=rf"{path}:3: not UTF-8"):
+        extract_features.read_inputs(str(path), pairs=False)

@@ -4,8 +4,8 @@ bad data."""
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,7 +41,8 @@ def pretrain_cmd(data: Path, out: Path, *extra: str, steps: int = 40) -> list[st
             f"--input_file={data / 'train-*.tfrecord'}", f"--eval_input_file={data / 'eval.tfrecord'}",
             f"--output_dir={out}", "--do_train=true", "--train_batch_size=16", f"--max_seq_length={SEQ}",
             f"--max_predictions_per_seq={PRED}", f"--num_train_steps={steps}", "--num_warmup_steps=4",
-            "--optimizer=adamw", "--learning_rate=2e-3", "--iterations_per_loop=10", "--save_checkpoints_steps=10", *extra]
+            "--optimizer=adamw", "--learning_rate=2e-3", "--iterations_per_loop=10", "--save_checkpoints_steps=10",
+            *extra]
 
 
 def run_ok(cmd: list[str], timeout: int = 300) -> str:
@@ -102,6 +103,19 @@ def test_resume_after_sigkill(data, tmp_path):
                 "model/albert/encoder/attention_0/query/_kernel/.ATTRIBUTES/VARIABLE_VALUE",
                 "optimizer/albert_pretraining_albert_embeddings_word_embeddings_adam_m/.ATTRIBUTES/VARIABLE_VALUE"):
         np.testing.assert_allclose(final.get_tensor(key), ref.get_tensor(key), atol=1e-5)
+
+
+def test_mirrored_resume_sees_the_batches_of_an_uninterrupted_run(data, tmp_path):
+    """13.1: two replicas share one input pipeline, so each step takes two of its batches; a resumed run must skip
+    both per step done, or it trains on (N-1)/N of what it had already seen."""
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "distributed_worker.py"), "resume2",
+                           str(data / "train-*.tfrecord"), str(tmp_path)], env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT ")[1])
+    assert result["straight"]["step"] == result["resumed"]["step"] == 6
+    np.testing.assert_allclose(result["resumed"]["first"], result["straight"]["first"], atol=1e-6)
+    assert abs(result["resumed"]["checksum"] - result["straight"]["checksum"]) < 1e-4
 
 
 def test_mirrored_two_replicas_equals_default(data, tmp_path):

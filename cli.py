@@ -1,0 +1,72 @@
+"""What the argparse CLIs share: absl-style boolean flags (``--flag``, ``--flag=false``, ``--noflag``), so that
+command lines written for the original albert_zh's absl scripts keep working. No TensorFlow import here."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def str2bool(value: str | bool) -> bool:
+    """Parses absl-style booleans: true/false, True/False, 1/0, yes/no (bare flag = True)."""
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in ("true", "t", "1", "yes", "y"):
+        return True
+    if lowered in ("false", "f", "0", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {value!r}")
+
+
+def add_bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help_text: str) -> None:
+    """Adds --name, --name=true/false and absl's --noname."""
+    parser.add_argument(f"--{name}", type=str2bool, nargs="?", const=True, default=default,
+                        metavar="BOOL", help=help_text)
+    parser.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+
+
+# --------------------------------------------------------------------------- errors at the CLI boundary
+
+TRACEBACK_ENV = "ALBERT_ZH_TRACEBACK"
+# Bad input, flags, files and disks: raised with a message that names the problem and the fix. Anything else
+# (TypeError, AttributeError, ...) is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError, LookupError)
+
+
+def _message(err: BaseException) -> str:
+    """The error's own words; for TensorFlow errors without the graph-construction stack TF appends."""
+    text = getattr(err, "message", None) or str(err) or type(err).__name__
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith(("  File", "    ", "\t"))
+             and not line.startswith(("Detected at node", "Graph execution error"))]
+    return "\n".join(lines[:8]) or type(err).__name__
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    import sys
+
+    errors = USER_ERRORS
+    tf = sys.modules.get("tensorflow")  # only when the CLI has loaded it: this module never imports TF
+    if tf is not None:
+        errors += (tf.errors.OpError,)
+    return errors
+
+
+def clean_errors(main):
+    """Wraps a CLI's main: an error of bad input (USER_ERRORS, TF's OpError) prints as ``PROG: error: message``
+    and exits with status 1, without the traceback above it; ``ALBERT_ZH_TRACEBACK=1`` shows the traceback."""
+    import functools
+    import os
+    import sys
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except Exception as err:
+            if os.environ.get(TRACEBACK_ENV) or not isinstance(err, _user_errors()):
+                raise
+            prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c") else "albert_zh"
+            print(f"{prog}: error: {_message(err)}\n(set {TRACEBACK_ENV}=1 to see the traceback)", file=sys.stderr)
+            sys.exit(1)
+
+    return wrapped
