@@ -11,16 +11,17 @@ lcqmc_pair (lcqmc)     train.txt dev.txt test.txt                    ``a \\t b \
 sentence_pair          train_0827.tsv dev_0827.tsv test_0827.tsv     ``label \\t a \\t b``; labels 0 1
 text_classification    train.tsv dev.tsv test.tsv                    ``label \\t text`` -> text_a; labels: the
 (sentiment)                                                          sorted label values of train + dev
-xnli                   multinli/multinli.train.zh.tsv (or in         train: ``premise \\t hypo \\t label``
+xnli                   CLUE: train.json dev.json test.json           CLUE: premise / hypo / label;
+                       BERT: multinli/multinli.train.zh.tsv (or in   BERT: train: ``premise \\t hypo \\t label``
                        data_dir), xnli.dev.tsv, xnli.test.tsv        ("contradictory" -> "contradiction");
                                                                      dev/test: only rows whose column 0
                                                                      (language) is ``zh``; text_a = column 6
                                                                      (sentence1), text_b = column 7 (sentence2),
                                                                      label = column 1 (gold_label)
 afqmc                  train.json dev.json test.json (CLUE)          sentence1 / sentence2 / label; labels 0 1
-tnews                  "                                             sentence / keywords (when non-empty, else
-                                                                     none) / label; CLUE's 15 codes 100..116
-                                                                     without 105 and 111
+tnews                  "                                             sentence / - / label (as the original);
+                                                                     CLUE's 15 codes 100..116 without 105, 111
+tnews_keywords         "                                             sentence / keywords (when non-empty) / label
 iflytek                "                                             sentence / - / label; labels 0..118
 cmnli                  "                                             sentence1 / sentence2 / label; rows
                                                                      labelled "-" (no gold label) are left out
@@ -29,7 +30,12 @@ csl                    "                                             keywords jo
 wsc                    "                                             text with span1 (the candidate) wrapped in
                                                                      ``_..._`` and span2 (the pronoun) in
                                                                      ``[...]`` / - / label; labels true false
-copa                   "                                             premise + a cue for the question ("原因是什么？"
+copa                   "                                             as the original: two examples per row,
+                                                                     premise / choice (cause: choice / premise),
+                                                                     label 1 for the right choice, else 0;
+                                                                     copa_predict.json: the choice with the
+                                                                     higher P(1)
+copa_one               "                                             premise + a cue for the question ("原因是什么？"
                                                                      for cause, "结果是什么？" for effect) /
                                                                      "choice0：… choice1：…" with both choices /
                                                                      label = the right choice (0 or 1), so one
@@ -256,17 +262,19 @@ class DataProcessor:
                 if parsed is None:
                     report.left_out += 1
                     continue
-                text_a, text_b, label, example_id = parsed
-                label = self._check_label(label, labelled, valid)
+                parsed = parsed if isinstance(parsed, list) else [parsed]  # a row may give several examples
+                parsed = [(a, b, self._check_label(label, labelled, valid), i) for a, b, label, i in parsed]
             except _BadRow as err:
                 where = f"{path}:{number}: {err}"
                 if not self.skip_bad_lines:
                     raise DataFormatError(f"{where} (pass --skip_bad_lines to skip malformed lines)") from None
                 report.bad_lines.append(where)
                 continue
-            index = len(examples)
-            examples.append(InputExample(guid=f"{split}-{index}", text_a=text_a, text_b=text_b, label=label,
-                                         example_id=index if example_id is None else example_id, line=number))
+            row_id = len(examples)
+            for text_a, text_b, label, example_id in parsed:
+                index = len(examples)
+                examples.append(InputExample(guid=f"{split}-{index}", text_a=text_a, text_b=text_b, label=label,
+                                             example_id=row_id if example_id is None else example_id, line=number))
         self.reports[split] = report
         return examples
 
@@ -289,6 +297,13 @@ class DataProcessor:
 
     def _rows(self, path: str) -> Iterator[tuple[int, Any]]:
         raise NotImplementedError
+
+    def clue_predictions(self, examples: Sequence[InputExample], probabilities: np.ndarray,
+                         labels: Sequence[str]) -> list[dict]:
+        """CLUE's submission records, ``{"id", "label"}``: one per example, its most probable label."""
+        if len(examples) != len(probabilities):
+            raise ValueError(f"{len(examples)} examples but {len(probabilities)} predictions")
+        return [{"id": e.example_id, "label": labels[int(np.argmax(row))]} for e, row in zip(examples, probabilities)]
 
     def _parse(self, row: Any, split: str) -> tuple[str, str | None, str | None, Any] | None:
         raise NotImplementedError
@@ -408,11 +423,24 @@ class TextClassificationProcessor(TsvProcessor):
 
 
 class XnliProcessor(TsvProcessor):
-    """XNLI in BERT's layout, Chinese only (see the module docstring)."""
+    """XNLI in CLUE's layout (train/dev/test.json: premise, hypo, label; found first, as the original albert_zh's
+    CLUE script reads it) or in BERT's TSV layout, Chinese only (see the module docstring)."""
     name = "xnli"
     language = "zh"
-    files = {"train": (f"multinli/multinli.train.{language}.tsv", f"multinli.train.{language}.tsv"),
-             "dev": ("xnli.dev.tsv",), "test": ("xnli.test.tsv",)}
+    files = {"train": ("train.json", f"multinli/multinli.train.{language}.tsv", f"multinli.train.{language}.tsv"),
+             "dev": ("dev.json", "xnli.dev.tsv"), "test": ("test.json", "xnli.test.tsv")}
+
+    def __init__(self, skip_bad_lines: bool = False):
+        super().__init__(skip_bad_lines)
+        self._clue = ClueProcessor("xnli", self.labels, "premise", "hypo", skip_bad_lines)
+
+    def read_file(self, path: str, split: str) -> list[InputExample]:
+        if not path.endswith(".json"):
+            return super().read_file(path, split)
+        self.is_clue = True  # CLUE's files: xnli_predict.json in CLUE's submission format too
+        examples = self._clue.read_file(path, split)
+        self.reports[split] = self._clue.reports[split]
+        return examples
     labels = ("contradiction", "entailment", "neutral")
     # xnli.dev/test.tsv columns: language, gold_label, 4 parse columns, sentence1, sentence2, ids, genre, ...
     layout = ("language", "label", None, None, None, None, "a", "b")
@@ -441,13 +469,18 @@ class JsonLinesProcessor(DataProcessor):
         for number, line in _read_lines(path, self._undecodable):
             yield number, line
 
-    def _parse(self, row: str, split: str):
+    @staticmethod
+    def json_object(row: str) -> dict:
         try:
             obj = json.loads(row)
         except json.JSONDecodeError as err:
             raise _BadRow(f"not JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(obj, dict):
             raise _BadRow(f"a JSON {type(obj).__name__}, expected an object")
+        return obj
+
+    def _parse(self, row: str, split: str):
+        obj = self.json_object(row)
         label = obj.get("label")
         if isinstance(label, bool):
             label = "true" if label else "false"
@@ -494,14 +527,16 @@ class CmnliProcessor(ClueProcessor):
 
 
 class TnewsProcessor(ClueProcessor):
-    """TNEWS: the title is text_a; its keywords (comma-separated, often empty) are text_b when there are any."""
+    """TNEWS: the title is the one text, as in the original albert_zh's CLUE script (task ``tnews``); task
+    ``tnews_keywords`` adds the keywords (comma-separated, often empty) as text_b when there are any."""
 
-    def __init__(self, skip_bad_lines: bool = False):
+    def __init__(self, skip_bad_lines: bool = False, keywords: bool = False):
         labels = [str(100 + i) for i in range(17) if i not in (5, 11)]
-        super().__init__("tnews", labels, "sentence", None, skip_bad_lines)
+        super().__init__("tnews_keywords" if keywords else "tnews", labels, "sentence", None, skip_bad_lines)
+        self.keywords = keywords
 
     def texts(self, obj):
-        keywords = str(obj.get("keywords") or "").strip()
+        keywords = str(obj.get("keywords") or "").strip() if self.keywords else ""
         return str(self.field(obj, "sentence")), keywords or None
 
 
@@ -553,9 +588,42 @@ class WscProcessor(JsonLinesProcessor):
 
 
 class CopaProcessor(JsonLinesProcessor):
-    """CLUE COPA: which choice is the cause/effect of the premise. One example per row: text_a = premise + a cue
-    for the question, text_b = both choices; label = the right choice's index (see the module docstring)."""
+    """CLUE COPA as the original albert_zh's CLUE script: two binary examples per row, one per choice, in the order
+    of time ((premise, choice) for an effect, (choice, premise) for a cause), label "1" for the right choice. Dev
+    accuracy counts these examples, as the original's did; copa_predict.json gives each row the choice whose
+    P("1") is higher."""
     name = "copa"
+    labels = ("0", "1")
+
+    def _parse(self, row: str, split: str):
+        obj = self.json_object(row)
+        question = self.field(obj, "question")
+        if question not in ("cause", "effect"):
+            raise _BadRow(f"question {question!r} is neither 'cause' nor 'effect'")
+        premise = str(self.field(obj, "premise"))
+        label = obj.get("label")
+        label = None if label is None else str(label)
+        if label is not None and label not in ("0", "1"):
+            raise _BadRow(f"label {label!r} is not a choice (0 or 1)")
+        examples = []
+        for index in (0, 1):
+            choice = str(self.field(obj, f"choice{index}"))
+            a, b = (premise, choice) if question == "effect" else (choice, premise)
+            examples.append((a, b, None if label is None else str(int(label == str(index))), obj.get("id")))
+        return examples
+
+    def clue_predictions(self, examples, probabilities, labels):
+        if len(examples) != len(probabilities) or len(examples) % 2:
+            raise ValueError(f"{len(examples)} examples and {len(probabilities)} predictions: expected two per row")
+        right = list(labels).index("1")
+        return [{"id": examples[i].example_id, "label": str(int(probabilities[i + 1][right] > probabilities[i][right]))}
+                for i in range(0, len(examples), 2)]
+
+
+class CopaOneExampleProcessor(JsonLinesProcessor):
+    """CLUE COPA, one example per row (task ``copa_one``): text_a = premise + a cue for the question, text_b = both
+    choices; label = the right choice's index."""
+    name = "copa_one"
     labels = ("0", "1")
     cues = {"cause": "原因是什么？", "effect": "结果是什么？"}
 
@@ -582,11 +650,13 @@ PROCESSORS: dict[str, Callable[..., DataProcessor]] = {
     "xnli": XnliProcessor,
     "afqmc": _clue("afqmc", ("0", "1"), "sentence1", "sentence2"),
     "tnews": TnewsProcessor,
+    "tnews_keywords": lambda skip_bad_lines=False: TnewsProcessor(skip_bad_lines, keywords=True),
     "iflytek": _clue("iflytek", [str(i) for i in range(119)], "sentence"),
     "cmnli": CmnliProcessor,
     "csl": CslProcessor,
     "wsc": WscProcessor,
     "copa": CopaProcessor,
+    "copa_one": CopaOneExampleProcessor,
 }
 
 
@@ -795,16 +865,14 @@ def write_test_results(path: str, probabilities: np.ndarray) -> None:
 
 
 def write_clue_predictions(path: str, examples: Sequence[InputExample], probabilities: np.ndarray,
-                           labels: Sequence[str]) -> None:
-    """CLUE's submission format: one ``{"id": ..., "label": "<label>"}`` JSON line per test example."""
+                           labels: Sequence[str], processor: DataProcessor | None = None) -> None:
+    """CLUE's submission format: one ``{"id": ..., "label": "<label>"}`` JSON line per test row (``processor``
+    decides how examples make rows; by default one example is one row)."""
     import tensorflow as tf
 
-    if len(examples) != len(probabilities):
-        raise ValueError(f"{len(examples)} examples but {len(probabilities)} predictions")
+    records = (processor or DataProcessor()).clue_predictions(examples, probabilities, labels)
     with tf.io.gfile.GFile(path, "w") as f:
-        for example, row in zip(examples, probabilities):
-            f.write(json.dumps({"id": example.example_id, "label": labels[int(np.argmax(row))]},
-                               ensure_ascii=False) + "\n")
+        f.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
 
 
 def read_key_values(path: str) -> dict[str, str]:

@@ -70,3 +70,27 @@ def clean_errors(main):
             sys.exit(1)
 
     return wrapped
+
+
+# --------------------------------------------------------------------------- progress
+
+class Progress:
+    """``done/total unit (pct), rate, ETA`` lines on stdout, at most one every ``interval`` seconds."""
+
+    def __init__(self, total: int, unit: str, interval: float = 10.0):
+        import time
+
+        self.total, self.unit, self.interval = total, unit, interval
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int, force: bool = False) -> None:
+        import time
+
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        eta = time.strftime("%H:%M:%S", time.gmtime((self.total - done) / rate)) if rate > 0 else "?"
+        pct = 100.0 * done / self.total if self.total else 100.0
+        print(f"{done:,}/{self.total:,} {self.unit} ({pct:.0f}%), {rate:,.1f} {self.unit}/s, ETA {eta}", flush=True)

@@ -5,9 +5,16 @@ The seed's similarity.py scored one pair per call; this reads a file and runs ba
 * ``--input_format=lines``: one text a line -> one vector a line, written to each ``--output_file`` path
   (comma-separated): ``*.npy`` a float32 [N, H] array, ``*.jsonl`` / ``*.json`` JSON lines
   ``{"line": n, "text": ..., "vector": [...]}``. Every line is an input, a blank one included, so row i is line i+1.
-* ``--input_format=pairs``: ``text_a \\t text_b`` a line -> the cosine similarity of the two texts' vectors, one
-  score a line (or JSON lines ``{"line", "text_a", "text_b", "score"}`` for a ``*.jsonl`` output). A line without
-  exactly one tab is an error naming the file and line.
+* ``--input_format=pairs``: ``text_a \\t text_b`` a line -> one score a line (or JSON lines ``{"line", "text_a",
+  "text_b", "score", "score_type"}`` for a ``*.jsonl`` output). ``--pair_score``: ``classifier`` scores the pair
+  with a fine-tuned 2-label classifier head as one input ``[CLS] a [SEP] b [SEP]`` (the probability of label index
+  1, what the original's similarity.py computed); ``cosine`` is the cosine of the two texts' vectors, each encoded
+  alone; ``auto`` (default) takes ``classifier`` when the checkpoint has a 2-label head, else ``cosine``. Which one
+  is computed is printed and recorded. A line without exactly one tab is an error naming the file and line.
+
+Outputs are checked before anything is encoded (extension, folder), written batch by batch to temporary files
+(memory does not grow with the input) and renamed to their names only when complete; a line that is not UTF-8 names
+its file and line. Texts longer than ``--max_seq_length`` are truncated and counted.
 
 Vectors: ``--pooling=cls`` is the pooler output (tanh dense layer on [CLS], what the classifier sees);
 ``--pooling=mean`` the mean of ``sequence_output`` over the real tokens ([CLS] and [SEP] included, padding not).
@@ -23,8 +30,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from typing import Sequence
+import tempfile
+from typing import Any, Iterator, Sequence
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # before TF is imported; why: training.py
 
@@ -53,6 +60,11 @@ def define_flags() -> None:
     flags.DEFINE_enum("model_family", None, list(modeling.MODEL_FAMILIES), "Overrides the config's model family.")
     flags.DEFINE_integer("max_seq_length", 128, "Tokens per text, [CLS] and [SEP] included.")
     flags.DEFINE_integer("batch_size", 32, "Texts per forward pass.")
+    flags.DEFINE_enum("pair_score", "auto", ["auto", "cosine", "classifier"],
+                      "pairs: classifier = P(label 1) of the checkpoint's 2-label head on [CLS] a [SEP] b [SEP]; "
+                      "cosine = cosine of the two vectors; auto = classifier when the checkpoint has such a head.")
+    flags.DEFINE_enum("classifier_pooling", "cls", list(modeling.CLASSIFIER_POOLINGS),
+                      "The pooling the classifier was fine-tuned with (run_classifier.py's flag).")
     flags.mark_flags_as_required(["input_file", "output_file", "bert_config_file", "init_checkpoint"])
 
 
@@ -81,6 +93,7 @@ class SentenceEncoder:
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
         self.tokenizer, self.max_seq_length, self.pooling = tokenizer, max_seq_length, pooling
+        self.width = model.config.hidden_size
         spec = [tf.TensorSpec([None, None], tf.int32)] * 3
 
         @tf.function(input_signature=spec)  # one trace for every batch shape
@@ -94,22 +107,51 @@ class SentenceEncoder:
 
         self._forward = forward
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        vectors, start = [], time.time()
+    def batches(self, texts: Sequence[str], batch_size: int = 32) -> Iterator[tuple[np.ndarray, int]]:
+        """(vectors [b, H], how many of the b texts were truncated) for each batch of ``texts``, in order."""
         for begin in range(0, len(texts), batch_size):
-            encoded = [classifier_data.encode_text(self.tokenizer, text, None, self.max_seq_length, pad=False)
-                       for text in texts[begin:begin + batch_size]]
-            width = max(len(ids) for ids, _, _, _ in encoded)
-            batch = np.zeros([3, len(encoded), width], np.int32)  # input_ids, input_mask, segment_ids; 0 = padding
-            for row, (ids, mask, segments, _) in enumerate(encoded):
-                batch[:, row, :len(ids)] = (ids, mask, segments)
-            vectors.append(self._forward(*batch).numpy())
-            done = begin + len(encoded)
-            if progress and (done == len(texts) or (begin // batch_size) % 50 == 49):
-                print(f"  encoded {done}/{len(texts)} texts ({time.time() - start:.1f}s)", flush=True)
-        if not vectors:
-            return np.zeros([0, 0], np.float32)
-        return np.concatenate(vectors).astype(np.float32)
+            features, truncated = pack([(text, None) for text in texts[begin:begin + batch_size]], self.tokenizer,
+                                       self.max_seq_length)
+            yield self._forward(*features).numpy().astype(np.float32), truncated
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """[N, H] float32 vectors of ``texts``."""
+        vectors = [v for v, _ in self.batches(texts, batch_size)]
+        return np.concatenate(vectors) if vectors else np.zeros([0, 0], np.float32)
+
+
+def pack(pairs: Sequence[tuple[str, str | None]], tokenizer: tokenization.FullTokenizer, max_seq_length: int
+         ) -> tuple[np.ndarray, int]:
+    """(input_ids, input_mask, segment_ids) [3, b, width] padded to the longest of the batch, and how many were
+    truncated."""
+    encoded = [classifier_data.encode_text(tokenizer, a, b, max_seq_length, pad=False) for a, b in pairs]
+    width = max(len(ids) for ids, _, _, _ in encoded)
+    features = np.zeros([3, len(encoded), width], np.int32)  # 0 = padding
+    for row, (ids, mask, segments, _) in enumerate(encoded):
+        features[:, row, :len(ids)] = (ids, mask, segments)
+    return features, sum(cut for *_, cut in encoded)
+
+
+class PairClassifier:
+    """A fine-tuned 2-label classifier: ``batches(pairs)`` -> P(label index 1) of ``[CLS] a [SEP] b [SEP]``."""
+
+    def __init__(self, model: modeling.AlbertClassifier, tokenizer: tokenization.FullTokenizer, max_seq_length: int):
+        import tensorflow as tf
+
+        self.tokenizer, self.max_seq_length = tokenizer, max_seq_length
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 3)
+        def forward(input_ids, input_mask, segment_ids):
+            out = model({"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids},
+                        training=False)
+            return out["probabilities"][:, 1]
+
+        self._forward = forward
+
+    def batches(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> Iterator[tuple[np.ndarray, int]]:
+        for begin in range(0, len(pairs), batch_size):
+            features, truncated = pack(pairs[begin:begin + batch_size], self.tokenizer, self.max_seq_length)
+            yield self._forward(*features).numpy().astype(np.float32), truncated
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -118,12 +160,20 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(norms > 0, np.sum(a * b, -1) / np.maximum(norms, 1e-30), 0.0).astype(np.float32)
 
 
-def pair_similarities(encoder: SentenceEncoder, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
-                      progress: bool = False) -> np.ndarray:
-    """Cosine similarity of each pair's two vectors. Both sides go through one encode call, a's then b's, so
-    each batch holds texts of one kind."""
-    vectors = encoder.encode([a for a, _ in pairs] + [b for _, b in pairs], batch_size, progress=progress)
-    return cosine(vectors[:len(pairs)], vectors[len(pairs):])
+def pair_similarities(encoder: SentenceEncoder, pairs: Sequence[tuple[str, str]], batch_size: int = 32
+                      ) -> np.ndarray:
+    """Cosine similarity of each pair's two vectors, each text encoded alone."""
+    return np.concatenate([s for s, _ in cosine_batches(encoder, pairs, batch_size)] or [np.zeros([0], np.float32)])
+
+
+def cosine_batches(encoder: SentenceEncoder, pairs: Sequence[tuple[str, str]], batch_size: int = 32
+                   ) -> Iterator[tuple[np.ndarray, int]]:
+    """(cosine similarities, truncated texts) per batch of pairs; a batch encodes its a's, then its b's."""
+    for begin in range(0, len(pairs), batch_size):
+        chunk = pairs[begin:begin + batch_size]
+        (a, cut_a), = encoder.batches([x for x, _ in chunk], len(chunk))
+        (b, cut_b), = encoder.batches([y for _, y in chunk], len(chunk))
+        yield cosine(a, b), cut_a + cut_b
 
 
 def load_encoder(config_file: str, init_checkpoint: str, tokenizer: tokenization.FullTokenizer, max_seq_length: int,
@@ -142,48 +192,150 @@ def load_encoder(config_file: str, init_checkpoint: str, tokenizer: tokenization
     return SentenceEncoder(model, tokenizer, max_seq_length, pooling)
 
 
-def write_outputs(paths: list[str], records: list[dict], array: np.ndarray) -> None:
-    """``array`` to each .npy path; ``records`` (one dict per input) to each .jsonl/.json path; for pairs (1-D
-    ``array``) any other path gets one score a line."""
-    import tensorflow as tf
+class OutputWriters:
+    """The --output_file paths, written batch by batch to temporary files that get their names when all is written.
 
-    for path in paths:
-        if path.endswith(".npy"):
-            with tf.io.gfile.GFile(path, "wb") as f:
-                np.save(f, array)
-        elif path.endswith((".jsonl", ".json")):
-            with tf.io.gfile.GFile(path, "w") as f:
-                for record in records:
-                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        elif array.ndim == 1:
-            with tf.io.gfile.GFile(path, "w") as f:
-                f.write("".join(f"{float(score):.6f}\n" for score in array))
-        else:
-            raise ValueError(f"--output_file: {path!r} should end in .npy or .jsonl for vectors")
-        print(f"wrote {path}", flush=True)
+    ``.npy``: a float32 [N, width] array (an open_memmap, so rows go to disk as they come); ``.jsonl``/``.json``: one
+    JSON record a line; any other name (scores only): one score a line. Local outputs are written beside their final
+    name under a hidden temporary name; other file systems (gs://) get a local temporary file, copied when complete.
+    """
+
+    def __init__(self, paths: Sequence[str], scores: bool):
+        import tensorflow as tf
+
+        self.paths, self.scores = list(paths), scores
+        if not self.paths:
+            raise ValueError("--output_file names no file")
+        for path in self.paths:
+            if not scores and not path.endswith((".npy", ".jsonl", ".json")):
+                raise ValueError(f"--output_file: {path!r} should end in .npy or .jsonl for vectors")
+            folder = os.path.dirname(path) or "."
+            if not tf.io.gfile.isdir(folder):
+                raise ValueError(f"--output_file: the folder of {path} does not exist; create it first")
+            if "://" not in path and not os.access(folder, os.W_OK):
+                raise ValueError(f"--output_file: cannot write in {folder} (permission denied)")
+        self._temps = {p: self._temp_name(p) for p in self.paths}
+        self._files: dict[str, Any] = {}
+        self._arrays: dict[str, np.ndarray] = {}
+
+    @staticmethod
+    def _temp_name(path: str) -> str:
+        if "://" in path:
+            handle, name = tempfile.mkstemp(suffix=os.path.splitext(path)[1])
+            os.close(handle)
+            return name
+        folder, name = os.path.split(path)
+        return os.path.join(folder, f".{name}.partial-{os.getpid()}")
+
+    def open(self, count: int, width: int | None) -> None:
+        for path, temp in self._temps.items():
+            if path.endswith(".npy"):
+                self._arrays[path] = np.lib.format.open_memmap(temp, mode="w+", dtype=np.float32,
+                                                               shape=(count, width or 0))
+            else:
+                self._files[path] = open(temp, "w", encoding="utf-8")
+
+    def write(self, start: int, records: Sequence[dict], values: np.ndarray) -> None:
+        for path, array in self._arrays.items():
+            array[start:start + len(values)] = values
+        for path, f in self._files.items():
+            if path.endswith((".jsonl", ".json")):
+                f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+            else:
+                f.writelines(f"{float(score):.6f}\n" for score in values)
+
+    def commit(self) -> None:
+        import tensorflow as tf
+
+        for array in self._arrays.values():
+            array.flush()
+        self._arrays.clear()
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+        for path, temp in self._temps.items():
+            if "://" in path:
+                tf.io.gfile.copy(temp, path, overwrite=True)
+                os.remove(temp)
+            else:
+                os.replace(temp, path)
+            print(f"wrote {path}", flush=True)
+        self._temps.clear()
+
+    def abort(self) -> None:
+        self._arrays.clear()
+        for f in self._files.values():
+            f.close()
+        for temp in self._temps.values():
+            if os.path.exists(temp):
+                os.remove(temp)
+
+
+def pair_scorer(kind: str, init_checkpoint: str, config_file: str, tokenizer: tokenization.FullTokenizer,
+                max_seq_length: int, pooling: str, classifier_pooling: str, model_family: str | None):
+    """(--pair_score resolved to 'classifier' or 'cosine', the batch scorer: pairs, batch_size -> batches)."""
+    import checkpoints
+
+    info = checkpoints.inspect_checkpoint(init_checkpoint)
+    has_head = info.num_labels == 2 and not info.has_crf
+    if kind == "auto":
+        kind = "classifier" if has_head else "cosine"
+    if kind == "classifier":
+        if not has_head:
+            raise ValueError(f"--pair_score=classifier needs a fine-tuned 2-label classifier head; {init_checkpoint} "
+                             f"has {'none' if info.num_labels is None else f'{info.num_labels} labels'}: "
+                             f"use --pair_score=cosine")
+        model, _ = checkpoints.model_from_checkpoint(config_file, init_checkpoint, model_family=model_family,
+                                                     num_labels=2, classifier_pooling=classifier_pooling)
+        return kind, PairClassifier(model, tokenizer, max_seq_length).batches
+    encoder = load_encoder(config_file, init_checkpoint, tokenizer, max_seq_length, pooling, model_family)
+    return kind, lambda pairs, batch_size: cosine_batches(encoder, pairs, batch_size)
 
 
 def main(_) -> None:
     if not FLAGS.vocab_file and not FLAGS.spm_model_file:
         raise app.UsageError("--vocab_file (or --spm_model_file) is required.")
     pairs = FLAGS.input_format == "pairs"
+    outputs = OutputWriters([p.strip() for p in FLAGS.output_file.split(",") if p.strip()], scores=pairs)
     inputs = read_inputs(FLAGS.input_file, pairs)
     print(f"{len(inputs)} {'pairs' if pairs else 'texts'} from {FLAGS.input_file}", flush=True)
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file,
                                            split_special_tokens=True)  # raw text makes no special ids
-    encoder = load_encoder(FLAGS.bert_config_file, FLAGS.init_checkpoint, tokenizer, FLAGS.max_seq_length,
-                           FLAGS.pooling, FLAGS.model_family)
-    paths = [p.strip() for p in FLAGS.output_file.split(",") if p.strip()]
     if pairs:
-        scores = pair_similarities(encoder, inputs, FLAGS.batch_size, progress=True)
-        records = [{"line": i + 1, "text_a": a, "text_b": b, "score": float(s)}
-                   for i, ((a, b), s) in enumerate(zip(inputs, scores))]
-        write_outputs(paths, records, scores)
+        kind, batches = pair_scorer(FLAGS.pair_score, FLAGS.init_checkpoint, FLAGS.bert_config_file, tokenizer,
+                                    FLAGS.max_seq_length, FLAGS.pooling, FLAGS.classifier_pooling, FLAGS.model_family)
+        print(f"pair score: {kind}" + (" (P(label 1) of the checkpoint's classifier on [CLS] a [SEP] b [SEP])"
+                                       if kind == "classifier" else f" (of the two --pooling={FLAGS.pooling} vectors)"),
+              flush=True)
+        width = None
     else:
-        vectors = encoder.encode(inputs, FLAGS.batch_size, progress=True)
-        records = [{"line": i + 1, "text": text, "vector": [float(x) for x in vector]}
-                   for i, (text, vector) in enumerate(zip(inputs, vectors))]
-        write_outputs(paths, records, vectors)
+        encoder = load_encoder(FLAGS.bert_config_file, FLAGS.init_checkpoint, tokenizer, FLAGS.max_seq_length,
+                               FLAGS.pooling, FLAGS.model_family)
+        batches, width = encoder.batches, encoder.width
+    progress = cli.Progress(len(inputs), "pairs" if pairs else "texts")
+    truncated, done = 0, 0
+    outputs.open(len(inputs), width)
+    try:
+        for values, cut in batches(inputs, FLAGS.batch_size):
+            chunk = inputs[done:done + len(values)]
+            if pairs:
+                records = [{"line": done + i + 1, "text_a": a, "text_b": b, "score": float(v), "score_type": kind}
+                           for i, ((a, b), v) in enumerate(zip(chunk, values))]
+            else:
+                records = [{"line": done + i + 1, "text": text, "vector": [float(x) for x in v]}
+                           for i, (text, v) in enumerate(zip(chunk, values))]
+            outputs.write(done, records, values)
+            done += len(values)
+            truncated += cut
+            progress.update(done)
+        outputs.commit()
+    except BaseException:
+        outputs.abort()
+        raise
+    progress.update(done, force=True)
+    if truncated:
+        print(f"note: {truncated} of {len(inputs) * (2 if pairs and kind == 'cosine' else 1)} texts were longer than "
+              f"--max_seq_length={FLAGS.max_seq_length} and were truncated", flush=True)
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def write_predictions(processor: classifier_data.DataProcessor, test: classifier
     print(f"wrote {path} ({len(probabilities)} lines)", flush=True)
     if processor.is_clue:
         path = os.path.join(FLAGS.output_dir, f"{FLAGS.task_name.lower()}_predict.json")
-        classifier_data.write_clue_predictions(path, test.examples, probabilities, labels)
+        classifier_data.write_clue_predictions(path, test.examples, probabilities, labels, processor)
         print(f"wrote {path}", flush=True)
 
 

@@ -316,3 +316,56 @@ def test_pair_similarities_in_batches(news, backbone_ckpt, tmp_path):
     with pytest.raises(classifier_data.DataFormatError, match=r"pairs.txt:2: 1 tab-separated fields, expected 2"):
         extract_features.read_inputs(str(tmp_path / "pairs.txt"), pairs=True)
 
+
+
+def test_pair_scores_come_from_the_classifier_head_when_there_is_one(news, backbone_ckpt, tmp_path):
+    """13.9: with a fine-tuned 2-label head, --pair_score=auto scores [CLS] a [SEP] b [SEP] with it (the original's
+    similarity.py); a backbone gives the cosine; the output says which. 13.17: outputs are checked before anything
+    is encoded, and a run killed before the end leaves no file under the output's name."""
+    config = modeling.AlbertConfig.from_json_file(str(news / "config.json"))
+    classifier = modeling.AlbertClassifier(config, 2)
+    classifier.build()
+    randomize(classifier, seed=9)
+    prefix = checkpoints.write_tf1_checkpoint(classifier, str(tmp_path / "clf" / "model.ckpt"))
+    texts = [line.split("\t")[1] for line in (news / "test.tsv").read_text(encoding="utf-8").splitlines()[:10]]
+    pairs = list(zip(texts[:5], texts[5:]))
+    (tmp_path / "pairs.txt").write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
+    common = [f"--input_file={tmp_path / 'pairs.txt'}", "--input_format=pairs", f"--vocab_file={news / 'vocab.txt'}",
+              f"--bert_config_file={news / 'config.json'}", "--batch_size=2", f"--max_seq_length={SEQ}"]
+    done = run_cli("extract_features.py", *common, f"--init_checkpoint={prefix}",
+                   f"--output_file={tmp_path / 's.txt'},{tmp_path / 's.jsonl'}")
+    assert "pair score: classifier" in done.stdout
+    tokenizer = tokenization.FullTokenizer(str(news / "vocab.txt"), split_special_tokens=True)
+    expected = []
+    for a, b in pairs:
+        ids, mask, segments, _ = classifier_data.encode_text(tokenizer, a, b, SEQ, pad=False)
+        out = classifier({"input_ids": tf.constant([ids]), "input_mask": tf.constant([mask]),
+                          "segment_ids": tf.constant([segments])}, training=False)
+        expected.append(float(out["probabilities"][0, 1]))
+    scores = [float(x) for x in (tmp_path / "s.txt").read_text().split()]
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    records = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {r["score_type"] for r in records} == {"classifier"} and [r["line"] for r in records] == [1, 2, 3, 4, 5]
+
+    backbone, _ = backbone_ckpt
+    done = run_cli("extract_features.py", *common, f"--init_checkpoint={backbone}",
+                   f"--output_file={tmp_path / 'c.txt'}")
+    assert "pair score: cosine" in done.stdout
+    done = run_cli("extract_features.py", *common, f"--init_checkpoint={backbone}", "--pair_score=classifier",
+                   f"--output_file={tmp_path / 'x.txt'}", ok=False)
+    assert done.returncode == 1 and "needs a fine-tuned 2-label classifier head" in done.stderr
+
+    # Checked first: a vectors output with a scores-only extension fails before any model is read (none exists).
+    done = run_cli("extract_features.py", f"--input_file={tmp_path / 'pairs.txt'}",
+                   f"--vocab_file={news / 'vocab.txt'}", f"--bert_config_file={news / 'config.json'}",
+                   f"--init_checkpoint={tmp_path / 'none'}",
+                   f"--output_file={tmp_path / 'v.txt'}", ok=False)
+    assert "should end in .npy or .jsonl for vectors" in done.stderr
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, sys; sys.argv[0] = 'extract_features.py'; import extract_features as e; "
+         "e.OutputWriters.commit = lambda self: os._exit(9); e.define_flags(); "
+         "from absl import app; app.run(e.main, argv=['extract_features.py'] + sys.argv[1:])",
+         *common, f"--init_checkpoint={prefix}", f"--output_file={tmp_path / 'k.jsonl'}"],
+        env=ENV, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    assert not (tmp_path / "k.jsonl").exists()

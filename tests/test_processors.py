@@ -151,8 +151,10 @@ def test_afqmc_iflytek_tnews(tmp_path):
     jsonl(tmp_path / "tnews", "train.json", [
         {"label": "102", "label_desc": "news_entertainment", "sentence": "江疏影甜甜圈自拍", "keywords": "江疏影,甜甜圈,自拍"},
         {"label": "110", "label_desc": "news_military", "sentence": "以色列大规模空袭", "keywords": ""}])
-    tnews = cd.get_processor("tnews")
+    tnews = cd.get_processor("tnews")  # 13.8: the title only, as the original's CLUE script
     assert triples(tnews.get_train_examples(str(tmp_path / "tnews"))) == [
+        ("江疏影甜甜圈自拍", None, "102"), ("以色列大规模空袭", None, "110")]
+    assert triples(cd.get_processor("tnews_keywords").get_train_examples(str(tmp_path / "tnews"))) == [
         ("江疏影甜甜圈自拍", "江疏影,甜甜圈,自拍", "102"), ("以色列大规模空袭", None, "110")]
     assert len(tnews.get_labels()) == 15 and "105" not in tnews.get_labels() and "111" not in tnews.get_labels()
 
@@ -192,10 +194,36 @@ def test_csl_wsc_copa(tmp_path):
         {"id": 0, "premise": "我的身体在草地上投下了阴影。", "choice0": "太阳升起来了。", "choice1": "草被割了。",
          "question": "cause", "label": 0},
         {"id": 1, "premise": "她写作业。", "choice0": "她考得好。", "choice1": "她哭了。", "question": "effect", "label": 1}])
-    copa = cd.get_processor("copa")
+    copa = cd.get_processor("copa")  # 13.8: the original's two binary examples per row, in the order of time
     assert triples(copa.get_train_examples(str(tmp_path / "copa"))) == [
+        ("太阳升起来了。", "我的身体在草地上投下了阴影。", "1"), ("草被割了。", "我的身体在草地上投下了阴影。", "0"),
+        ("她写作业。", "她考得好。", "0"), ("她写作业。", "她哭了。", "1")]
+    jsonl(tmp_path / "copa", "test.json", [
+        {"id": 5, "premise": "天黑了。", "choice0": "灯亮了。", "choice1": "鸟叫了。", "question": "effect"},
+        {"id": 6, "premise": "他摔倒了。", "choice0": "地很滑。", "choice1": "天很蓝。", "question": "cause"}])
+    test = copa.get_test_examples(str(tmp_path / "copa"))
+    assert [e.example_id for e in test] == [5, 5, 6, 6] and {e.label for e in test} == {None}
+    probabilities = np.array([[0.2, 0.8], [0.6, 0.4], [0.7, 0.3], [0.4, 0.6]])  # P("1"): .8 > .4; .3 < .6
+    cd.write_clue_predictions(str(tmp_path / "copa_predict.json"), test, probabilities, ["0", "1"], copa)
+    assert [json.loads(line) for line in (tmp_path / "copa_predict.json").read_text().splitlines()] == [
+        {"id": 5, "label": "0"}, {"id": 6, "label": "1"}]
+    assert triples(cd.get_processor("copa_one").get_train_examples(str(tmp_path / "copa"))) == [
         ("我的身体在草地上投下了阴影。原因是什么？", "choice0：太阳升起来了。 choice1：草被割了。", "0"),
         ("她写作业。结果是什么？", "choice0：她考得好。 choice1：她哭了。", "1")]
+
+
+def test_xnli_reads_clue_json_and_bert_tsv(tmp_path):
+    """13.8: a CLUE xnli folder (train/dev/test.json with premise, hypo, label) works, as in the original's CLUE
+    script; BERT's TSV layout still does."""
+    jsonl(tmp_path / "clue", "train.json", [{"premise": "他来了", "hypo": "他没来", "label": "contradiction"}])
+    jsonl(tmp_path / "clue", "test.json", [{"id": 3, "premise": "下雨了", "hypo": "地湿了"}])
+    xnli = cd.get_processor("xnli")
+    assert triples(xnli.get_train_examples(str(tmp_path / "clue"))) == [("他来了", "他没来", "contradiction")]
+    assert xnli.get_test_examples(str(tmp_path / "clue"))[0].example_id == 3 and xnli.is_clue
+    write(tmp_path / "bert", "multinli.train.zh.tsv", ["premise\thypo\tlabel", "他来了\t他没来\tcontradictory"])
+    bert = cd.get_processor("xnli")
+    assert triples(bert.get_train_examples(str(tmp_path / "bert"))) == [("他来了", "他没来", "contradiction")]
+    assert not bert.is_clue
 
 
 def test_json_errors_name_file_and_line(tmp_path):
