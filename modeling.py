@@ -25,9 +25,10 @@ stream, LayerNorm, softmax and every model output stay float32.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 import keras
 import tensorflow as tf
@@ -67,44 +68,42 @@ def get_activation(name: str | None):
 # Config
 # ---------------------------------------------------------------------------------------------------------------------
 
-_DEFAULTS: dict[str, Any] = {
-    "vocab_size": None,
-    "hidden_size": 768,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-    "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1,
-    "max_position_embeddings": 512,
-    "type_vocab_size": 2,
-    "initializer_range": 0.02,
-    "layer_norm_eps": 1e-12,
-    # None: no factorization (a plain BERT config); the word embeddings are then H wide.
-    "embedding_size": None,
-    "model_family": None,  # derived in __init__ when absent
-    "ln_type": "postln",
-    "share_type": "all",
-    # Google ALBERT keys. Only the defaults are supported except for num_hidden_groups.
-    "num_hidden_groups": 1,
-    "inner_group_num": 1,
-    "net_structure_type": 0,
-    "gap_size": 0,
-    "num_memory_blocks": 0,
-    "down_scale_factor": 1,
-}
-
 # Keys the seed used under another name.
 _ALIASES = {"shared_type": "share_type"}
 
 
+@dataclasses.dataclass(init=False, eq=False, repr=False)
 class AlbertConfig:
     """Configuration of an ALBERT model, read from the seed's, Google's or a plain BERT JSON config.
 
-    Every known key becomes an attribute; unknown keys (``directionality``, ``pooler_*`` …) are kept in
-    ``extra`` and written back by ``to_dict``. ``model_family`` is taken from the JSON when present, else
-    ``google`` when ``num_hidden_groups`` is present, else ``brightmart`` (the seed's configs and BERT configs).
+    The fields below are the known keys (with BERT's defaults); unknown keys (``directionality``, ``pooler_*`` …)
+    are kept in ``extra`` and written back by ``to_dict``. ``model_family`` is taken from the JSON when present,
+    else ``google`` when ``num_hidden_groups`` is present, else ``brightmart`` (the seed's configs and BERT configs).
     """
+
+    vocab_size: int | None = None
+    hidden_size: int = 768  # H
+    num_hidden_layers: int = 12  # L
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072  # the feed-forward width
+    hidden_act: str = "gelu"  # gelu = the tanh approximation, as in the TF1 code
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    embedding_size: int | None = None  # E (ALBERT change 1); None: a plain BERT config, word embeddings H wide
+    model_family: str | None = None  # brightmart | google; derived in __init__ when absent
+    ln_type: str = "postln"  # brightmart: postln | preln
+    share_type: str = "all"  # what a layer group shares: all | attention | ffn | none (ALBERT change 2)
+    # Google ALBERT keys. Only the defaults are supported except for num_hidden_groups.
+    num_hidden_groups: int = 1
+    inner_group_num: int = 1
+    net_structure_type: int = 0
+    gap_size: int = 0
+    num_memory_blocks: int = 0
+    down_scale_factor: int = 1
 
     def __init__(self, vocab_size: int | None = None, **kwargs: Any):
         kwargs["vocab_size"] = vocab_size
@@ -207,6 +206,10 @@ class AlbertConfig:
         return f"AlbertConfig({self.to_json_string()})"
 
 
+# The known keys and their defaults, from the fields above.
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(AlbertConfig)}
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Building blocks
 # ---------------------------------------------------------------------------------------------------------------------
@@ -229,6 +232,16 @@ def _dropout(rate: float) -> keras.layers.Dropout:
     return keras.layers.Dropout(rate, dtype="float32")
 
 
+def _float32(x: tf.Tensor) -> tf.Tensor:
+    """Back to float32: the residual stream, LayerNorm, softmax and every output stay float32 under mixed precision."""
+    return tf.cast(x, tf.float32)
+
+
+def _compute(x: tf.Tensor | tf.Variable, dtype: tf.DType) -> tf.Tensor:
+    """Into the compute dtype (bfloat16/float16 under mixed precision) for a matmul."""
+    return tf.cast(x, dtype)
+
+
 def _linear(dense: keras.layers.Dense, x: tf.Tensor) -> tf.Tensor:
     """``dense`` applied to a 2-D x [M,K] -> [M,units] in the layer's compute dtype, from its own variables.
 
@@ -237,7 +250,7 @@ def _linear(dense: keras.layers.Dense, x: tf.Tensor) -> tf.Tensor:
     activation) is the pattern it fuses into one _FusedMatMul (oneDNN or Eigen).
     """
     dtype = dense.compute_dtype
-    y = tf.nn.bias_add(tf.matmul(tf.cast(x, dtype), tf.cast(dense.kernel, dtype)), tf.cast(dense.bias, dtype))
+    y = tf.nn.bias_add(tf.matmul(_compute(x, dtype), _compute(dense.kernel, dtype)), _compute(dense.bias, dtype))
     return dense.activation(y)
 
 
@@ -303,7 +316,7 @@ class AlbertEmbeddings(keras.layers.Layer):
         x += tf.slice(self.position_embeddings, [0, 0], [seq_len, -1])  # [T,W], broadcast over B (LiteRT-safe)
         x = self.dropout(self.layer_norm(x), training=training)
         if self.embedding_hidden_mapping_in is not None:
-            x = tf.cast(self.embedding_hidden_mapping_in(x), tf.float32)  # [B,T,H]
+            x = _float32(self.embedding_hidden_mapping_in(x))  # [B,T,H]
         return x
 
     def logits(self, x: tf.Tensor) -> tf.Tensor:
@@ -315,28 +328,42 @@ class AlbertEmbeddings(keras.layers.Layer):
         # Speed: 2-D matmuls on [B*P,W]; a [B,P,W] x [V,W]^T matmul is a broadcasting BatchMatMul (B small GEMMs).
         x = tf.reshape(x, [-1, shape[-1]])
         if self.word_embeddings_2 is not None:
-            x = tf.matmul(x, tf.cast(self.word_embeddings_2, dtype), transpose_b=True)
-        x = tf.matmul(x, tf.cast(self.word_embeddings, dtype), transpose_b=True)
+            x = tf.matmul(x, _compute(self.word_embeddings_2, dtype), transpose_b=True)
+        x = tf.matmul(x, _compute(self.word_embeddings, dtype), transpose_b=True)
         return tf.reshape(x, tf.concat([shape[:-1], [self.config.vocab_size]], 0))
 
 
-class AttentionBlock(keras.layers.Layer):
-    """Self-attention sublayer with its residual and LayerNorm.
+class ResidualSublayer(keras.layers.Layer):
+    """A sublayer F with its residual connection and LayerNorm (docs/equations.md):
 
-    post-LN: y = LN(x + Attn(x));  pre-LN (the seed's preln): y = x + Attn(LN(x)).
-    x [B,T,H] float32, bias [B,1,1,T] -> [B,T,H] float32.
+        post-LN (Google, the seed's default):  y = LN(x + F(x))
+        pre-LN  (the seed's preln):            y = x + F(LN(x))
+
+    The residual stream stays float32; F casts to the compute dtype itself.
     """
 
     def __init__(self, config: AlbertConfig, **kwargs):
         super().__init__(autocast=False, **kwargs)  # keep the float32 residual; the Dense layers cast for themselves
-        self.num_heads, self.head_size = config.num_attention_heads, config.head_size
         self.pre_ln = config.ln_type == "preln"
+        self.layer_norm = _layer_norm(config)
+
+    def residual(self, x: tf.Tensor, sublayer: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
+        if self.pre_ln:
+            return x + sublayer(self.layer_norm(x))
+        return self.layer_norm(x + sublayer(x))
+
+
+class AttentionBlock(ResidualSublayer):
+    """Self-attention sublayer with its residual and LayerNorm: x [B,T,H] float32, bias [B,1,1,T] -> [B,T,H]."""
+
+    def __init__(self, config: AlbertConfig, **kwargs):
+        super().__init__(config, **kwargs)
+        self.num_heads, self.head_size = config.num_attention_heads, config.head_size
         h = config.hidden_size
         self.query = _dense(config, h, "query")
         self.key = _dense(config, h, "key")
         self.value = _dense(config, h, "value")
         self.output_dense = _dense(config, h, "output")
-        self.layer_norm = _layer_norm(config)
         self.probs_dropout = _dropout(config.attention_probs_dropout_prob)
         self.output_dropout = _dropout(config.hidden_dropout_prob)
 
@@ -354,39 +381,39 @@ class AttentionBlock(keras.layers.Layer):
         n, d = self.num_heads, self.head_size
         dtype = self.query.compute_dtype
         layers = (self.query, self.key, self.value)
-        kernel = tf.concat([tf.cast(layer.kernel, dtype) for layer in layers], axis=1)
-        bias = tf.concat([tf.cast(layer.bias, dtype) for layer in layers], axis=0)
-        qkv = tf.nn.bias_add(tf.matmul(tf.cast(h2, dtype), kernel), bias)  # [B*T,3H]
+        kernel = tf.concat([_compute(layer.kernel, dtype) for layer in layers], axis=1)
+        bias = tf.concat([_compute(layer.bias, dtype) for layer in layers], axis=0)
+        qkv = tf.nn.bias_add(tf.matmul(_compute(h2, dtype), kernel), bias)  # [B*T,3H]
         return tf.unstack(tf.transpose(tf.reshape(qkv, [b, t, 3, n, d]), [2, 0, 3, 1, 4]))  # 3 x [B,N,T,D]
 
     def call(self, x: tf.Tensor, bias: tf.Tensor, training: bool = False) -> tf.Tensor:
-        shape = tf.shape(x)
+        return self.residual(x, lambda h: self._attention(h, bias, training))
+
+    def _attention(self, h: tf.Tensor, bias: tf.Tensor, training: bool) -> tf.Tensor:
+        """Attn(h): h [B,T,H] float32 -> [B,T,H] float32."""
+        shape = tf.shape(h)
         b, t, n, d = shape[0], shape[1], self.num_heads, self.head_size
-        h = self.layer_norm(x) if self.pre_ln else x
         # Speed: [B*T,H] 2-D projections (see _linear), then [B,N,T,D] heads and batched matmuls: einsum on
         # [B,T,N,D] transposes its operands on every call, forward and backward (attention fwd+bwd 1.4x faster).
         dtype = self.query.compute_dtype
         q, k, v = self._query_key_value(tf.reshape(h, [-1, n * d]), b, t)
         scores = tf.matmul(q, k, transpose_b=True)  # [B,N,T,T]
-        scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(d)) + bias
+        scores = _float32(scores) * (1.0 / math.sqrt(d)) + bias
         probs = self.probs_dropout(tf.nn.softmax(scores, axis=-1), training=training)
-        context = tf.matmul(tf.cast(probs, dtype), v)  # [B,N,T,D]
+        context = tf.matmul(_compute(probs, dtype), v)  # [B,N,T,D]
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, n * d])  # [B*T,H]
-        out = tf.cast(self.output_dropout(_linear(self.output_dense, context), training=training), tf.float32)
-        out = tf.reshape(out, shape)
-        return x + out if self.pre_ln else self.layer_norm(x + out)
+        out = _float32(self.output_dropout(_linear(self.output_dense, context), training=training))
+        return tf.reshape(out, shape)
 
 
-class FeedForwardBlock(keras.layers.Layer):
-    """Position-wise FFN sublayer (H -> I -> H) with its residual and LayerNorm, post-LN or pre-LN."""
+class FeedForwardBlock(ResidualSublayer):
+    """Position-wise FFN sublayer (H -> I -> H) with its residual and LayerNorm: x [B,T,H] float32 -> [B,T,H]."""
 
     def __init__(self, config: AlbertConfig, **kwargs):
-        super().__init__(autocast=False, **kwargs)  # as AttentionBlock
-        self.pre_ln = config.ln_type == "preln"
+        super().__init__(config, **kwargs)
         self.intermediate = _dense(config, config.intermediate_size, "intermediate",
                                    activation=get_activation(config.hidden_act))
         self.output_dense = _dense(config, config.hidden_size, "output")
-        self.layer_norm = _layer_norm(config)
         self.dropout = _dropout(config.hidden_dropout_prob)
 
     def build(self, input_shape=None):
@@ -397,12 +424,13 @@ class FeedForwardBlock(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """x [B,T,H] float32 -> [B,T,H] float32."""
-        h = self.layer_norm(x) if self.pre_ln else x
-        h = tf.reshape(h, [-1, self.output_dense.units])  # [B*T,H]: see _linear
-        out = self.dropout(_linear(self.output_dense, _linear(self.intermediate, h)), training=training)
-        out = tf.reshape(tf.cast(out, tf.float32), tf.shape(x))
-        return x + out if self.pre_ln else self.layer_norm(x + out)
+        return self.residual(x, lambda h: self._feed_forward(h, training))
+
+    def _feed_forward(self, h: tf.Tensor, training: bool) -> tf.Tensor:
+        """FFN(h) = W2 act(W1 h + b1) + b2: h [B,T,H] float32 -> [B,T,H] float32."""
+        flat = tf.reshape(h, [-1, self.output_dense.units])  # [B*T,H]: see _linear
+        out = self.dropout(_linear(self.output_dense, _linear(self.intermediate, flat)), training=training)
+        return tf.reshape(_float32(out), tf.shape(h))
 
 
 def layer_blocks(config: AlbertConfig) -> list[tuple[int, int]]:
@@ -497,7 +525,7 @@ class AlbertModel(keras.Model):
         segment_ids = tf.zeros_like(input_ids) if segment_ids is None else tf.cast(segment_ids, tf.int32)
         x = self.embeddings(input_ids, segment_ids, training=training)
         sequence_output = self.encoder(x, attention_bias(input_mask), training=training)
-        pooled_output = tf.cast(self.pooler(sequence_output[:, 0, :]), tf.float32)
+        pooled_output = _float32(self.pooler(sequence_output[:, 0, :]))
         return {"sequence_output": sequence_output, "pooled_output": pooled_output}
 
 
@@ -526,8 +554,8 @@ class MaskedLMHead(keras.layers.Layer):
 
     def call(self, sequence: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
         x = self.layer_norm(self.dense(gather_positions(sequence, positions)))  # [B,P,W] float32
-        logits = self.embeddings.logits(tf.cast(x, self.compute_dtype))
-        return tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
+        logits = self.embeddings.logits(_compute(x, self.compute_dtype))
+        return _float32(logits) + _float32(self.output_bias)
 
 
 class SentenceOrderHead(keras.layers.Layer):
@@ -547,8 +575,8 @@ class SentenceOrderHead(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, pooled: tf.Tensor) -> tf.Tensor:
-        logits = tf.matmul(tf.cast(pooled, self.compute_dtype), self.output_weights, transpose_b=True)
-        return tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
+        logits = tf.matmul(_compute(pooled, self.compute_dtype), self.output_weights, transpose_b=True)
+        return _float32(logits) + _float32(self.output_bias)
 
 
 class AlbertPretrainingModel(keras.Model):
@@ -628,8 +656,8 @@ class AlbertClassifier(keras.Model):
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         x = self.dropout(x, training=training)
-        logits = tf.matmul(tf.cast(x, self.compute_dtype), self.output_weights, transpose_b=True)
-        out["logits"] = tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
+        logits = tf.matmul(_compute(x, self.compute_dtype), self.output_weights, transpose_b=True)
+        out["logits"] = _float32(logits) + _float32(self.output_bias)
         out["probabilities"] = tf.nn.softmax(out["logits"], axis=-1)
         return out
 
@@ -703,8 +731,8 @@ class AlbertTokenClassifier(keras.Model):
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         x = self.dropout(x, training=training)
-        logits = tf.einsum("bth,kh->btk", tf.cast(x, self.compute_dtype), self.output_weights)
-        out["logits"] = tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)  # [B,T,K]
+        logits = tf.einsum("bth,kh->btk", _compute(x, self.compute_dtype), self.output_weights)
+        out["logits"] = _float32(logits) + _float32(self.output_bias)  # [B,T,K]
         out["probabilities"] = tf.nn.softmax(out["logits"], axis=-1)
         mask = self.label_mask(inputs)
         if self.crf is not None and "label_ids" in inputs:
