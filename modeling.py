@@ -334,7 +334,7 @@ class AlbertEmbeddings(keras.layers.Layer):
 
 
 class ResidualSublayer(keras.layers.Layer):
-    """A sublayer F with its residual connection and LayerNorm (docs/equations.md):
+    """A sublayer F with its residual connection and LayerNorm (docs/equations.md, 2d and 2e):
 
         post-LN (Google, the seed's default):  y = LN(x + F(x))
         pre-LN  (the seed's preln):            y = x + F(LN(x))
