@@ -584,7 +584,14 @@ def load_checkpoint(model: keras.Model, path: str, *, family_given: bool = True,
 
     reader = tf.train.load_checkpoint(info.path)
     for e in matched:
-        e.variable.assign(np.asarray(reader.get_tensor(info.keys[stored_name[id(e)]]), e.variable.dtype))
+        key = info.keys[stored_name[id(e)]]
+        try:
+            value = reader.get_tensor(key)
+        except (IndexError, tf.errors.OpError) as err:  # IndexError: "Read less bytes than requested"
+            raise CheckpointError(f"{info.path}: cannot read {key} ({type(err).__name__}: {err}): the checkpoint's "
+                                  f".data file is truncated or corrupt (an interrupted copy or download?); copy it "
+                                  f"again") from None
+        e.variable.assign(np.asarray(value, e.variable.dtype))
 
     # Unused: stored values nobody took, each once under its shortest name (a TF2 object graph reaches some
     # variables by several paths, e.g. albert/embeddings/... and mlm/embeddings/...).

@@ -112,7 +112,11 @@ def albert_state_dict(model: keras.Model) -> tuple[dict[str, np.ndarray], str]:
     sd["albert.embeddings.token_type_embeddings.weight"] = emb.token_type_embeddings.numpy()
     sd["albert.embeddings.position_embeddings.weight"] = emb.position_embeddings.numpy()
     sd.norm("albert.embeddings.LayerNorm", emb.layer_norm)
-    sd.linear("albert.encoder.embedding_hidden_mapping_in", emb.embedding_hidden_mapping_in)
+    if emb.embedding_hidden_mapping_in is not None:
+        sd.linear("albert.encoder.embedding_hidden_mapping_in", emb.embedding_hidden_mapping_in)
+    else:  # E == H: Google's TF1 model has no mapping; HF always applies one, so it gets the identity
+        sd["albert.encoder.embedding_hidden_mapping_in.weight"] = np.eye(config.hidden_size, dtype=np.float32)
+        sd["albert.encoder.embedding_hidden_mapping_in.bias"] = np.zeros(config.hidden_size, np.float32)
     used = sorted(enc.attention)
     for g in range(groups):
         source = max(u for u in used if u <= g)  # unused HF groups: a copy of the nearest used group below

@@ -123,30 +123,59 @@ def explain_data_error(files: list[str], err: Exception) -> Exception:
 
 
 def check_pretraining_data(files: list[str], max_seq_length: int, max_predictions_per_seq: int,
-                           vocab_size: int, num_records: int = 256) -> None:
-    """Checks the first records of the first file against the flags and the config, with clear errors."""
-    records = list(tf.data.TFRecordDataset(files[0]).take(num_records).as_numpy_iterator())
+                           vocab_size: int, num_records: int = 256, other_records: int = 16) -> None:
+    """Checks the first records of every file (``num_records`` of the first, ``other_records`` of the others)
+    against the flags and the config, with errors that name the file: a corrupt or truncated record, a sequence
+    length or prediction count other than the flags', an id the vocab does not have."""
+    for index, path in enumerate(files):
+        check_pretraining_file(path, max_seq_length, max_predictions_per_seq, vocab_size,
+                               num_records if index == 0 else other_records)
+
+
+def _first_records(path: str, count: int) -> list[bytes]:
+    records: list[bytes] = []
+    try:
+        for raw in tf.data.TFRecordDataset(path).take(count).as_numpy_iterator():
+            records.append(raw)
+    except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as err:
+        raise ValueError(f"{path}: record {len(records) + 1} is corrupt or truncated ({type(err).__name__}); "
+                         f"re-create the file or leave it out of --input_file") from None
+    return records
+
+
+def check_pretraining_file(path: str, max_seq_length: int, max_predictions_per_seq: int, vocab_size: int,
+                           num_records: int) -> None:
+    """Checks the first ``num_records`` records of ``path`` (see check_pretraining_data)."""
+    records = _first_records(path, num_records)
     if not records:
-        raise ValueError(f"{files[0]}: holds no records")
+        raise ValueError(f"{path}: holds no records")
     lengths = {}
-    for raw in records[:1]:
-        example = tf.train.Example.FromString(raw)
-        for name, feature in example.features.feature.items():
-            kind = feature.WhichOneof("kind")
-            lengths[name] = len(getattr(feature, kind).value)
+    try:
+        example = tf.train.Example.FromString(records[0])
+    except Exception:  # protobuf's DecodeError
+        raise ValueError(f"{path}: record 1 is not a tf.train.Example: not pretraining data") from None
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        lengths[name] = len(getattr(feature, kind).value)
     expected = pretraining_features(max_seq_length, max_predictions_per_seq)
     missing = sorted(set(expected) - set(lengths))
     if missing:
-        raise ValueError(f"{files[0]}: not pretraining data, features {missing} are missing (has {sorted(lengths)})")
+        raise ValueError(f"{path}: not pretraining data, features {missing} are missing (has {sorted(lengths)})")
     if lengths["input_ids"] != max_seq_length:
-        raise ValueError(f"--max_seq_length={max_seq_length} but {files[0]} holds sequences of "
-                         f"{lengths['input_ids']}: pass --max_seq_length={lengths['input_ids']}")
+        raise ValueError(f"--max_seq_length={max_seq_length} but {path} holds sequences of "
+                         f"{lengths['input_ids']}: pass --max_seq_length={lengths['input_ids']} (every input file "
+                         f"must have the same length)")
     if lengths["masked_lm_positions"] != max_predictions_per_seq:
-        raise ValueError(f"--max_predictions_per_seq={max_predictions_per_seq} but {files[0]} holds "
+        raise ValueError(f"--max_predictions_per_seq={max_predictions_per_seq} but {path} holds "
                          f"{lengths['masked_lm_positions']}: pass "
-                         f"--max_predictions_per_seq={lengths['masked_lm_positions']}")
-    parsed = tf.io.parse_example(tf.constant(records, dtype=tf.string), expected)
+                         f"--max_predictions_per_seq={lengths['masked_lm_positions']} (every input file must match)")
+    try:
+        parsed = tf.io.parse_example(tf.constant(records, dtype=tf.string), expected)
+    except tf.errors.InvalidArgumentError as err:
+        first = str(err).splitlines()[0]
+        raise ValueError(f"{path}: a record among the first {len(records)} differs from the first in its features "
+                         f"({first})") from None
     top = int(max(tf.reduce_max(parsed["input_ids"]), tf.reduce_max(parsed["masked_lm_ids"])))
     if top >= vocab_size:
-        raise ValueError(f"{files[0]} holds token id {top} but the config's vocab_size is {vocab_size}: "
+        raise ValueError(f"{path} holds token id {top} but the config's vocab_size is {vocab_size}: "
                          f"the data was made with a larger vocab than the config describes")

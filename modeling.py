@@ -117,7 +117,7 @@ class AlbertConfig:
         if self.model_family is None:
             self.model_family = GOOGLE if "num_hidden_groups" in kwargs else BRIGHTMART
         if self.model_family == GOOGLE and self.embedding_size is None:
-            self.embedding_size = self.hidden_size  # Google always has the E -> H mapping
+            self.embedding_size = self.hidden_size  # Google's configs always name E (E == H: no mapping)
         self.validate()
 
     # -- validation -----------------------------------------------------------------------------------------------
@@ -286,8 +286,10 @@ class AlbertEmbeddings(keras.layers.Layer):
         self.sum_width = e if self.google else config.hidden_size
         self.layer_norm = _layer_norm(config)
         self.dropout = _dropout(config.hidden_dropout_prob)
+        # Google's TF1 code builds the E -> H mapping only when E != H (HF always has one; its converter writes I).
         self.embedding_hidden_mapping_in = (
-            _dense(config, config.hidden_size, "embedding_hidden_mapping_in") if self.google else None)
+            _dense(config, config.hidden_size, "embedding_hidden_mapping_in")
+            if self.google and e != config.hidden_size else None)
 
     def build(self, input_shape=None):
         c, init = self.config, _initializer(self.config)

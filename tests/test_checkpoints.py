@@ -441,3 +441,41 @@ def test_checkpoints_cli_describes_a_checkpoint(tmp_path):
            f"{config.hidden_size}" in text
     done = subprocess.run([sys.executable, str(checkpoints.__file__)], capture_output=True, text=True)
     assert done.returncode != 0 and "usage: python checkpoints.py CHECKPOINT" in done.stderr
+
+
+def test_a_truncated_checkpoint_is_named(tmp_path):
+    """13.19: a .data file cut short (an interrupted copy) is an error naming the checkpoint and the fix, not a
+    bare IndexError."""
+    config = small_config(num_hidden_groups=1)
+    model = modeling.AlbertModel(config)
+    model.build()
+    prefix = checkpoints.write_tf1_checkpoint(model, str(tmp_path / "model.ckpt"))
+    data = next(tmp_path.glob("model.ckpt.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    fresh = modeling.AlbertModel(config)
+    fresh.build()
+    with pytest.raises(checkpoints.CheckpointError, match=rf"{prefix}: cannot read .* truncated or corrupt"):
+        checkpoints.load_checkpoint(fresh, prefix, verbose=False)
+
+
+def test_google_family_with_e_equal_h_has_no_mapping_and_converts(tmp_path):
+    """13.7b: Google's TF1 code builds embedding_hidden_mapping_in only when E != H. Such a checkpoint loads (no
+    mapping variable is expected), and HF, which always applies the mapping, gets the identity: same outputs."""
+    transformers = pytest.importorskip("transformers")
+    config = small_config(num_hidden_groups=1, embedding_size=small_config().hidden_size)
+    model = built(modeling.AlbertPretrainingModel(config))
+    assert model.albert.embeddings.embedding_hidden_mapping_in is None
+    randomize(model, seed=11)
+    prefix = checkpoints.write_tf1_checkpoint(model, str(tmp_path / "ckpt" / "model.ckpt"))
+    names = [name for name, _ in tf.train.list_variables(prefix)]
+    assert not [n for n in names if "embedding_hidden_mapping_in" in n]
+    assert checkpoints.inspect_checkpoint(prefix).family == modeling.GOOGLE  # from its transformer/group_ names
+    again = built(modeling.AlbertPretrainingModel(config))
+    checkpoints.load_checkpoint(again, prefix, verbose=False)
+    inputs = batch()
+    assert_close(run(again, inputs), run(model, inputs), OUTPUTS)
+    config.to_json_file(str(tmp_path / "albert_config.json"))
+    convert.main([f"--tf_checkpoint_path={prefix}", f"--pytorch_dump_path={tmp_path}/hf",
+                  f"--albert_config_file={tmp_path}/albert_config.json"])
+    hf = _hf_load(transformers.AlbertForPreTraining, tmp_path / "hf")
+    assert_close(run(model, inputs), hf_outputs(hf, inputs), OUTPUTS)
