@@ -244,7 +244,7 @@ def _entries(model: keras.Model) -> list[Entry]:
         clf = heads["classifier"]
         t.add("output_weights", clf.output_weights, ("num_labels", "hidden_size"), CLASSIFIER)
         t.add("output_bias", clf.output_bias, ("num_labels",), CLASSIFIER)
-        if clf.layer_norm is not None:  # pre-LN: the seed normalises the pooled output before the classifier
+        if clf.layer_norm is not None:  # pre-LN: the original normalises the pooled output before the classifier
             t.norm("loss/LayerNorm", clf.layer_norm, "hidden_size", CLASSIFIER)
         if getattr(clf, "crf", None) is not None:  # the tagger's CRF (our names; TF1 scripts had none to match)
             t.add("crf/transitions", clf.crf.transitions, ("num_labels", "num_labels"), CLASSIFIER)
@@ -638,7 +638,7 @@ def _notes(missing: list[Entry], unused: list[str], missing_backbone: list[str])
 def write_tf1_checkpoint(model: keras.Model, prefix: str, global_step: int | None = None) -> str:
     """Writes ``model``'s variables under their TF1 names (its family's) with a TF1 ``Saver``; returns the prefix.
 
-    Readable by TF1 tools (``tf.compat.v1.train.init_from_checkpoint`` in the seed's scripts) and by
+    Readable by TF1 tools (``tf.compat.v1.train.init_from_checkpoint`` in the original's scripts) and by
     ``load_checkpoint``. Values go in through placeholders so large models do not become graph constants.
     """
     values = {e.name: e.variable.numpy() for e in _entries(model)}

@@ -42,8 +42,8 @@ copa_one               "                                             premise + a
                                                                      example (and one prediction) per CLUE row
 =====================  ============================================  ==============================================
 
-TSV files are split on tabs (no quoting, like the seed's ``csv`` reader with ``quotechar=None``), blank lines are
-ignored. A header is *detected*, not assumed (the seed skipped the first line of every file, dropping the first
+TSV files are split on tabs (no quoting, like the original's ``csv`` reader with ``quotechar=None``), blank lines are
+ignored. A header is *detected*, not assumed (the original skipped the first line of every file, dropping the first
 example of header-less LCQMC files): the first row is a header when its label field is not a label and looks like a
 column name (an ASCII identifier such as ``label`` or ``gold_label``); for tasks whose labels come from the data,
 when that value also occurs in no other row. Test files may lack the label column (or hold a dummy label): their
@@ -55,7 +55,7 @@ not in the text) raises ``DataFormatError`` naming the file and line; with ``ski
 reported and left out.
 
 Features: BERT's ``[CLS] a [SEP] (b [SEP])`` with segment ids 0/1, the longer of the pair truncated first, zero
-padding; TFRecords with the seed's feature names (``input_pipeline.classifier_features``), cached under
+padding; TFRecords with the original's feature names (``input_pipeline.classifier_features``), cached under
 ``<output_dir>/features/`` in a file named by a hash of everything that determines them (see ``feature_cache_key``),
 so a changed data file, vocab, casing, max_seq_length, task or label list makes new features.
 """
@@ -141,7 +141,7 @@ def read_text_lines(path: str, undecodable: list[str] | None = None) -> list[str
     A line that is not UTF-8 raises DataFormatError naming ``path:line``; with an ``undecodable`` list it is
     recorded there instead and comes back as None (line numbers stay those of the file).
     """
-    import tensorflow as tf  # only for tf.io.gfile (cloud paths), as the seed read them
+    import tensorflow as tf  # only for tf.io.gfile (cloud paths), as the original read them
 
     with tf.io.gfile.GFile(path, "rb") as f:
         data = f.read()
@@ -362,7 +362,7 @@ class TsvProcessor(DataProcessor):
 
 
 class LcqmcProcessor(TsvProcessor):
-    """LCQMC, as the seed's ``lcqmc_pair``: ``text_a \\t text_b \\t label``."""
+    """LCQMC, as the original's ``lcqmc_pair``: ``text_a \\t text_b \\t label``."""
     name = "lcqmc_pair"
     files = _split_files("train.txt", "dev.txt", "test.txt")
     labels = ("0", "1")
@@ -370,7 +370,7 @@ class LcqmcProcessor(TsvProcessor):
 
 
 class SentencePairProcessor(TsvProcessor):
-    """The seed's ``sentence_pair``: ``label \\t text_a \\t text_b``."""
+    """The original's ``sentence_pair``: ``label \\t text_a \\t text_b``."""
     name = "sentence_pair"
     files = _split_files("train_0827.tsv", "dev_0827.tsv", "test_0827.tsv")
     labels = ("0", "1")
@@ -713,7 +713,7 @@ def encode_text(tokenizer: tokenization.FullTokenizer, text_a: str, text_b: str 
 
 def convert_example(example: InputExample, label_map: dict[str, int], max_seq_length: int,
                     tokenizer: tokenization.FullTokenizer) -> tuple[dict[str, list[int]], bool]:
-    """One example -> (features with the seed's names, truncated). Unlabelled examples get label id 0; every
+    """One example -> (features with the original's names, truncated). Unlabelled examples get label id 0; every
     example is real (``is_real_example`` 1): eval and predict never pad with fake examples here."""
     input_ids, input_mask, segment_ids, truncated = encode_text(tokenizer, example.text_a, example.text_b,
                                                                 max_seq_length)
@@ -856,7 +856,7 @@ def classification_metrics(probabilities: np.ndarray, label_ids: np.ndarray, num
 
 
 def write_test_results(path: str, probabilities: np.ndarray) -> None:
-    """test_results.tsv as the seed wrote it: one line per example, its class probabilities tab-separated."""
+    """test_results.tsv as the original wrote it: one line per example, its class probabilities tab-separated."""
     import tensorflow as tf
 
     with tf.io.gfile.GFile(path, "w") as f:
@@ -897,7 +897,7 @@ def write_key_values(path: str, values: dict[str, Any]) -> None:
 
 
 def num_train_steps(num_examples: int, epochs: float, batch_size: int) -> int:
-    """ceil(examples × epochs / batch), at least 1 (the seed's int() rounded a last partial batch away)."""
+    """ceil(examples × epochs / batch), at least 1 (the original's int() rounded a last partial batch away)."""
     return max(1, math.ceil(num_examples * epochs / batch_size))
 
 

@@ -18,11 +18,13 @@ def str2bool(value: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {value!r}")
 
 
-def add_bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help_text: str) -> None:
-    """Adds --name, --name=true/false and absl's --noname."""
-    parser.add_argument(f"--{name}", type=str2bool, nargs="?", const=True, default=default,
-                        metavar="BOOL", help=help_text)
-    parser.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+def add_bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help_text: str,
+                  aliases: tuple[str, ...] = ()) -> None:
+    """Adds --name, --name=true/false and absl's --noname (and the same for each old name in ``aliases``)."""
+    parser.add_argument(f"--{name}", *(f"--{a}" for a in aliases), dest=name, type=str2bool, nargs="?", const=True,
+                        default=default, metavar="BOOL", help=help_text)
+    for flag in (name, *aliases):
+        parser.add_argument(f"--no{flag}", dest=name, action="store_false", help=argparse.SUPPRESS)
 
 
 # --------------------------------------------------------------------------- errors at the CLI boundary

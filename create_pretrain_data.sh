@@ -24,7 +24,7 @@ RANDOM_SEED=${RANDOM_SEED:-12345}
 NUM_WORKERS=${NUM_WORKERS:-$(nproc 2>/dev/null || echo 1)}
 DEMO_DIR=${CACHE_DIR}/demo
 CORPUS=${CORPUS:-${DEMO_DIR}/people_daily_199801.txt}
-# The Google Chinese vocab if you have it (albert_config/vocab.txt, as in the seed), else one
+# The Google Chinese vocab if you have it (albert_config/vocab.txt, as in the original), else one
 # built from the demo corpus.
 if [[ -z "${VOCAB_FILE:-}" ]]; then
   if [[ -f albert_config/vocab.txt ]]; then VOCAB_FILE=albert_config/vocab.txt; else VOCAB_FILE=${DEMO_DIR}/vocab.txt; fi

@@ -2,7 +2,7 @@
 """Creates ALBERT pre-training data: SOP sentence pairs with Chinese whole-word / n-gram masking.
 
 Input: UTF-8 text files, one sentence a line, a blank line between documents.
-Output: TFRecord files of `tf.train.Example`s with exactly the features the seed
+Output: TFRecord files of `tf.train.Example`s with exactly the features the original
 (brightmart/albert_zh) writes, so records from either script train in both:
 
   input_ids, input_mask, segment_ids           int64   [max_seq_length]
@@ -15,14 +15,14 @@ How it runs, and why:
     (document boundaries). A unit is read, tokenized and segmented with jieba
     ONCE; then its `--dupe_factor` passes are built and each pass is written to a
     temporary file as soon as it is made. Memory is bounded by the unit size, not
-    by the corpus (the seed kept every instance of every pass in RAM and re-ran
+    by the corpus (the original kept every instance of every pass in RAM and re-ran
     jieba on every sentence in every pass).
   * Units are independent, so `--num_workers` processes share them. Each unit and
     pass has its own random stream (seeded from `--random_seed`, the file and unit
     index and the pass), so the output does not depend on `--num_workers`.
   * At the end the passes are written pass after pass; inside a pass the units
     come in a random order and inside a unit the documents and instances are
-    shuffled. This block shuffle stands in for the seed's global shuffle, and
+    shuffled. This block shuffle stands in for the original's global shuffle, and
     keeps the dupes of a document a whole pass apart. Temporary files (next to the
     first output) need about as much disk as the output; the outputs get their
     final names only when complete.
@@ -30,13 +30,13 @@ How it runs, and why:
     encoded here, byte-identical to tf.train.Example / tf.io.TFRecordWriter.
 
 Chinese whole-word masking (`--do_whole_word_mask`): the BERT tokenizer splits
-Chinese into single characters; jieba's words (of any length; the seed stopped at
+Chinese into single characters; jieba's words (of any length; the original stopped at
 3 characters) group them back into words, and `##` WordPieces group with the piece
 before them. A word is masked as a whole, and the 80% [MASK] / 10% keep / 10%
 random choice is made once per word. Labels are the ids of the tokens the model
-sees as input: the seed used `##字` ids as labels for word-internal characters
+sees as input: the original used `##字` ids as labels for word-internal characters
 (even without whole-word masking), ids that never occur as inputs;
-`--seed_wwm_labels` brings those labels back for users who must match an old run
+`--wwm_subword_labels` (old name `--seed_wwm_labels`) brings those labels back for users who must match an old run
 (only the labels: the grouping stays jieba's full words). `--non_chinese` skips
 jieba: words are then only WordPiece groups. With `--spm_model_file` a "▁" piece
 starts a word and every piece holding a CJK character is a word of its own.
@@ -46,22 +46,22 @@ p(n) proportional to 1/(N + 1 - n), so that N-grams are the most likely (Google
 ALBERT's semantics). A span shrinks when the next word would exceed the budget
 of round(len * masked_lm_prob) predictions (at most --max_predictions_per_seq).
 
-Instances (sentence-order prediction, as the seed builds them): sentences are
+Instances (sentence-order prediction, as the original builds them): sentences are
 gathered into a chunk until the chunk reaches the target length (the full
 length, or a random shorter one with `--short_seq_prob`); the chunk is split at
 a random sentence boundary into A and B, and with p=0.5 they are swapped
-(label 1). Differences from the seed, on purpose:
+(label 1). Differences from the original, on purpose:
   * a chunk always holds at least two sentences (a sentence longer than the
     target takes the next one with it, and truncation trims the pair). When only
     the last sentence of a document is left over, it is paired with the sentence
-    before it (which is then used twice). For a one-sentence chunk, the seed's
+    before it (which is then used twice). For a one-sentence chunk, the original's
     loop `continue`d without advancing, appended the same sentence again and
     wrote an A == B pair (with a coin-flip label) instead.
   * a document of one sentence is cut in two at a random word boundary (both
     parts non-empty); a one-token document gives no instance and is counted.
   * random replacement tokens come from the ordinary vocab entries (no [PAD],
     [unused*], [CLS], [SEP], [MASK], <S>, <T>, and no `##字` pieces, which never
-    occur as inputs here); the seed drew from the whole vocab.
+    occur as inputs here); the original drew from the whole vocab.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ import numpy as np
 import tokenization
 from cli import add_bool_flag, clean_errors, str2bool  # noqa: F401  (str2bool: part of this module's API)
 
-# The feature names of the seed's TFRecords, in the order the seed writes them.
+# The feature names of the original's TFRecords, in the order the original writes them.
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
                  "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
 REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
@@ -104,7 +104,7 @@ class InputError(Exception):
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
-    """The seed's flags (same names, `--flag=value` or `--flag value`) plus the new ones."""
+    """The original's flags (same names, `--flag=value` or `--flag value`) plus the new ones."""
     p = argparse.ArgumentParser(prog=_PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--input_file", required=True,
@@ -136,9 +136,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="Mask spans of up to N whole words, p(n) ~ 1/n (ALBERT paper: 3).")
     add_bool_flag(p, "favor_shorter_ngram", True,
                    "p(n) ~ 1/n; false reverses the weights so that the longest n-grams are likeliest")
-    add_bool_flag(p, "seed_wwm_labels", False,
-                   "Label word-internal Chinese characters with their ##字 ids, as the seed did "
-                   "(only to match an old run: the model never sees ##字 as input)")
+    add_bool_flag(p, "wwm_subword_labels", False,
+                  "Whole-word masking: label the characters inside a Chinese word with their ##字 subword ids, as the "
+                  "original did (only to match an old run: the model never sees ##字 as input)",
+                  aliases=("seed_wwm_labels",))
     p.add_argument("--num_workers", type=int, default=1,
                    help="Processes; the output does not depend on it.")
     p.add_argument("--work_unit_mb", type=float, default=1.0,
@@ -218,7 +219,7 @@ class Sentence:
     ids:         n token ids.
     word_starts: n booleans, True where a whole word begins.
     label_ids:   the masked-LM label of each token: `ids` itself (the same list),
-                 except with --seed_wwm_labels (then `##字` ids inside Chinese words).
+                 except with --wwm_subword_labels (then `##字` ids inside Chinese words).
     """
     ids: list[int]
     word_starts: list[bool]
@@ -327,10 +328,10 @@ def segmenter_cut(name: str) -> Callable[[str], list[str]]:
 class SentenceEncoder:
     """Text line -> Sentence: tokenization and word segmentation, run once per sentence."""
 
-    def __init__(self, tokenizer: Any, use_jieba: bool, seed_wwm_labels: bool, segmenter: str = "rjieba"):
+    def __init__(self, tokenizer: Any, use_jieba: bool, wwm_subword_labels: bool, segmenter: str = "rjieba"):
         self.tokenizer = tokenizer
         self.is_spm = getattr(tokenizer, "sp_model", None) is not None
-        self.seed_wwm_labels = seed_wwm_labels and not self.is_spm
+        self.wwm_subword_labels = wwm_subword_labels and not self.is_spm
         self._cut = segmenter_cut(segmenter) if use_jieba and not self.is_spm else None
 
     def encode(self, text: str) -> Sentence | None:
@@ -341,7 +342,7 @@ class SentenceEncoder:
         ids = self.tokenizer.convert_tokens_to_ids(tokens)
         starts = spm_word_starts(tokens) if self.is_spm else chinese_word_starts(tokens, self._cut)
         labels = ids
-        if self.seed_wwm_labels:
+        if self.wwm_subword_labels:
             vocab = self.tokenizer.vocab
             labels = [vocab.get("##" + t, i) if not start and _IS_HAN[t] else i
                       for t, i, start in zip(tokens, ids, starts)]
@@ -403,7 +404,7 @@ def truncate_seq_pair(len_a: int, len_b: int, max_num_tokens: int,
                       rng: np.random.Generator) -> tuple[slice, slice]:
     """Which tokens of A and B to keep so that len(A) + len(B) <= max_num_tokens.
 
-    Same distribution as the seed: one token at a time is removed from the longer
+    Same distribution as the original: one token at a time is removed from the longer
     segment (B on ties), from its front or back with p=0.5. In closed form: the
     longer one is cut down to the other's length, the rest alternates starting
     with B, and the front/back split of each side's cuts is Binomial(cuts, 0.5).
@@ -442,7 +443,7 @@ def create_masked_lm_predictions(ids: list[int], labels: list[int], starts: list
       tokens given [MASK], kept, given a random token.
     """
     n, num_words = len(ids), len(starts)
-    # As the seed: the budget counts [CLS]/[SEP] too (Python's round, like the seed).
+    # As the original: the budget counts [CLS]/[SEP] too (Python's round, like the original).
     budget = min(cfg.max_predictions_per_seq, max(1, int(round(n * cfg.masked_lm_prob))))
     ends = starts[1:]
     ends.append(n)
@@ -595,7 +596,7 @@ def create_instances_from_document(document: Document, cfg: InstanceConfig, spec
                                    rng: np.random.Generator) -> list[TrainingInstance]:
     """SOP instances of one document (see the module docstring for the chunking rules)."""
     max_num_tokens = cfg.max_seq_length - 3
-    # One target length per document, as in the seed and BERT.
+    # One target length per document, as in the original and BERT.
     target = max_num_tokens
     if rng.random() < cfg.short_seq_prob:
         target = int(rng.integers(2, max_num_tokens + 1))
@@ -712,7 +713,7 @@ def serialize_example(features: Sequence[tuple[str, np.ndarray, bool]]) -> bytes
 
 
 class ExampleEncoder:
-    """An instance -> `tf.train.Example` bytes with the seed's features, zero-padded.
+    """An instance -> `tf.train.Example` bytes with the original's features, zero-padded.
 
     Same bytes as `serialize_example`, faster: the shapes are fixed, so headers and the
     mask, weight and padding bytes are cached, and varints come from a table.
@@ -1039,7 +1040,7 @@ class RunConfig:
     spm_model_file: str | None
     do_lower_case: bool
     use_jieba: bool
-    seed_wwm_labels: bool
+    wwm_subword_labels: bool
     instance: InstanceConfig
     dupe_factor: int
     random_seed: int
@@ -1081,13 +1082,13 @@ def _worker_state(config: RunConfig) -> tuple[SentenceEncoder, SpecialIds]:
     if config not in _WORKER_STATE:
         _WORKER_STATE.clear()
         tokenizer = make_tokenizer(config.vocab_file, config.do_lower_case, config.spm_model_file)
-        encoder = SentenceEncoder(tokenizer, config.use_jieba, config.seed_wwm_labels, config.segmenter)
+        encoder = SentenceEncoder(tokenizer, config.use_jieba, config.wwm_subword_labels, config.segmenter)
         _WORKER_STATE[config] = (encoder, special_ids_from_vocab(tokenizer.vocab))
     return _WORKER_STATE[config]
 
 
 def format_instance(instance: TrainingInstance, tokenizer: Any) -> str:
-    """A readable dump of an instance, like the seed's log lines."""
+    """A readable dump of an instance, like the original's log lines."""
     def tokens(ids: Sequence[int]) -> str:
         return " ".join(tokenization.printable_text(t) for t in tokenizer.convert_ids_to_tokens(ids))
     return (f"tokens: {tokens(instance.input_ids)}\n"
@@ -1323,8 +1324,8 @@ def run(args: argparse.Namespace) -> Stats:
                          args.favor_shorter_ngram)
     config = RunConfig(
         vocab_file=args.vocab_file, spm_model_file=args.spm_model_file, do_lower_case=args.do_lower_case,
-        use_jieba=(args.do_whole_word_mask or args.seed_wwm_labels) and not args.non_chinese,
-        seed_wwm_labels=args.seed_wwm_labels and not args.non_chinese, instance=cfg,
+        use_jieba=(args.do_whole_word_mask or args.wwm_subword_labels) and not args.non_chinese,
+        wwm_subword_labels=args.wwm_subword_labels and not args.non_chinese, instance=cfg,
         dupe_factor=args.dupe_factor, random_seed=args.random_seed, decode_errors=args.decode_errors,
         tmp_dir=tmp_dir, log_examples=args.log_examples, segmenter=args.segmenter)
     print(f"[{_PROG}] {len(input_files)} input file(s), {len(units)} work unit(s), "

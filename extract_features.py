@@ -1,6 +1,6 @@
 """Sentence vectors and sentence-pair similarities from an ALBERT checkpoint, in batches.
 
-The seed's similarity.py scored one pair per call; this reads a file and runs batches of ``--batch_size``:
+The original's similarity.py scored one pair per call; this reads a file and runs batches of ``--batch_size``:
 
 * ``--input_format=lines``: one text a line -> one vector a line, written to each ``--output_file`` path
   (comma-separated): ``*.npy`` a float32 [N, H] array, ``*.jsonl`` / ``*.json`` JSON lines

@@ -19,11 +19,11 @@ BEST_DIR, BEST_RECORD, DEV_HISTORY = "best", "best_checkpoint.txt", "dev_history
 
 
 def define_flags(task_names: list[str], predict_help: str, unit: str = "example") -> None:
-    """The flags both fine-tuning CLIs take (the seed's run_classifier.py names), then the optimizer's and the
+    """The flags both fine-tuning CLIs take (the original's run_classifier.py names), then the optimizer's and the
     loop's. ``unit``: what a line of the task files is, for the help texts."""
     flags.DEFINE_string("task_name", None, f"The task: {', '.join(sorted(task_names))}.")
     flags.DEFINE_string("data_dir", None, "Directory holding the task's train/dev/test files.")
-    flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the seed's, Google's or BERT's).")
+    flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the original's, Google's or BERT's).")
     flags.DEFINE_string("vocab_file", None, "WordPiece vocab the model was pretrained with.")
     flags.DEFINE_string("spm_model_file", None, "SentencePiece model (Google ALBERT); replaces --vocab_file.")
     flags.DEFINE_string("output_dir", None, "Checkpoints, cached features, eval/predict results, the best checkpoint.")

@@ -1,4 +1,4 @@
-"""tf.data input pipelines: pretraining TFRecords (the seed's feature spec) and classifier feature files.
+"""tf.data input pipelines: pretraining TFRecords (the original's feature spec) and classifier feature files.
 
 Sharding: each input pipeline (one per worker, from ``tf.distribute.InputContext``) reads a disjoint set of
 files when there are at least as many files as pipelines, else every pipeline reads all files and keeps every
@@ -16,7 +16,7 @@ import tensorflow as tf
 
 
 def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> dict[str, tf.io.FixedLenFeature]:
-    """The seed's TFRecord feature spec (create_pretraining_data.py writes exactly these)."""
+    """The original's TFRecord feature spec (create_pretraining_data.py writes exactly these)."""
     return {
         "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
         "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
@@ -29,7 +29,7 @@ def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> d
 
 
 def classifier_features(max_seq_length: int) -> dict[str, tf.io.FixedLenFeature]:
-    """Feature spec of the classifier's cached TFRecords (the seed's run_classifier names)."""
+    """Feature spec of the classifier's cached TFRecords (the original's run_classifier names)."""
     return {
         "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
         "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
@@ -40,7 +40,7 @@ def classifier_features(max_seq_length: int) -> dict[str, tf.io.FixedLenFeature]
 
 
 def expand_files(patterns: str | list[str]) -> list[str]:
-    """Comma-separated globs (the seed's --input_file syntax) -> sorted file list; an empty match is an error."""
+    """Comma-separated globs (the original's --input_file syntax) -> sorted file list; an empty match is an error."""
     if isinstance(patterns, str):
         patterns = [p for p in patterns.split(",") if p.strip()]
     files: list[str] = []

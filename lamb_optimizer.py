@@ -1,11 +1,11 @@
-"""LAMB with the seed's semantics, as a Keras 3 optimizer, and the machinery the BERT-style AdamW shares.
+"""LAMB with the original's semantics, as a Keras 3 optimizer, and the machinery the BERT-style AdamW shares.
 
 For every variable ``w`` with gradient ``g`` (the whole gradient list is first summed over replicas, then
 clipped to global norm ``clip_norm``, as TF1 ``tf.clip_by_global_norm`` did)::
 
     m = beta_1 * m + (1 - beta_1) * g
     v = beta_2 * v + (1 - beta_2) * g**2
-    u = m / (sqrt(v) + epsilon)                # the seed: no bias correction (see `bias_correction`)
+    u = m / (sqrt(v) + epsilon)                # the original: no bias correction (see `bias_correction`)
     u = u + weight_decay_rate * w              # only if w is not excluded from weight decay
     r = ||w|| / ||u||                          # whole-tensor L2 norms; 1 if either norm is 0 (LAMB only)
     w = w - learning_rate * r * u
@@ -13,10 +13,10 @@ clipped to global norm ``clip_norm``, as TF1 ``tf.clip_by_global_norm`` did)::
 ``keras.optimizers.Lamb`` is a different algorithm (bias correction, decay outside the trust ratio); this one
 keeps the numbers of brightmart's ``LAMBOptimizer``. Google's ALBERT adds ``exclude_from_layer_adaptation``
 (r = 1 for matching variables; when not given, Google falls back to the weight-decay exclusions). Here
-``None`` means no exclusion, the seed's trust ratio on every variable; pass the weight-decay list to get
+``None`` means no exclusion, the original's trust ratio on every variable; pass the weight-decay list to get
 Google's behaviour.
 
-``bias_correction=True`` (off in the seed, in BERT and in Google's ALBERT) divides ``m`` by ``1 - beta_1**t`` and
+``bias_correction=True`` (off in the original, in BERT and in Google's ALBERT) divides ``m`` by ``1 - beta_1**t`` and
 ``v`` by ``1 - beta_2**t`` at step ``t`` (1 for the first update) as Adam, ``torch.optim.AdamW`` and HF
 fine-tuning do. Without it the first updates are several times ``learning_rate``: after one step
 ``|m / sqrt(v)|`` is ``(1 - beta_1) / sqrt(1 - beta_2) ~ 3.2`` per coordinate, and it stays above 1 for tens of
@@ -186,14 +186,14 @@ class DecoupledMomentsOptimizer(keras.optimizers.Optimizer):
 
 @keras.saving.register_keras_serializable(package="albert_zh")
 class LAMB(DecoupledMomentsOptimizer):
-    """LAMB as in the seed (see the module docstring); slots ``lamb_m`` / ``lamb_v``.
+    """LAMB as in the original (see the module docstring); slots ``lamb_m`` / ``lamb_v``.
 
     Args:
       learning_rate: float, or a schedule such as `optimization.WarmupPolynomialDecay`.
       weight_decay_rate: decoupled decay added to the update inside the trust ratio.
       exclude_from_weight_decay: regexes searched in variable paths; matching variables get no decay.
       exclude_from_layer_adaptation: regexes; matching variables get trust ratio 1 (Google's option).
-        ``None`` (the seed's behaviour): the trust ratio applies to every variable.
+        ``None`` (the original's behaviour): the trust ratio applies to every variable.
       clip_norm: clip the (cross-replica summed) gradient list to this global norm first; ``None``: no clip.
     """
 

@@ -39,7 +39,7 @@ MODEL_FAMILIES = (BRIGHTMART, GOOGLE)
 SHARE_TYPES = ("all", "attention", "ffn", "none")
 LN_TYPES = ("postln", "preln")
 
-# hidden_act as the TF1 configs name it. "gelu" in the seed's and Google's configs is the tanh approximation
+# hidden_act as the TF1 configs name it. "gelu" in the original's and Google's configs is the tanh approximation
 # (HF transformers calls that "gelu_new"); the exact erf form is "gelu_exact" here (HF's "gelu").
 _ACTIVATIONS = {
     "gelu": lambda x: tf.nn.gelu(x, approximate=True),
@@ -68,17 +68,17 @@ def get_activation(name: str | None):
 # Config
 # ---------------------------------------------------------------------------------------------------------------------
 
-# Keys the seed used under another name.
+# Keys the original used under another name.
 _ALIASES = {"shared_type": "share_type"}
 
 
 @dataclasses.dataclass(init=False, eq=False, repr=False)
 class AlbertConfig:
-    """Configuration of an ALBERT model, read from the seed's, Google's or a plain BERT JSON config.
+    """Configuration of an ALBERT model, read from the original's, Google's or a plain BERT JSON config.
 
     The fields below are the known keys (with BERT's defaults); unknown keys (``directionality``, ``pooler_*`` …)
     are kept in ``extra`` and written back by ``to_dict``. ``model_family`` is taken from the JSON when present,
-    else ``google`` when ``num_hidden_groups`` is present, else ``brightmart`` (the seed's configs and BERT configs).
+    else ``google`` when ``num_hidden_groups`` is present, else ``brightmart`` (the original's and BERT's configs).
     """
 
     vocab_size: int | None = None
@@ -338,8 +338,8 @@ class AlbertEmbeddings(keras.layers.Layer):
 class ResidualSublayer(keras.layers.Layer):
     """A sublayer F with its residual connection and LayerNorm (docs/equations.md, 2d and 2e):
 
-        post-LN (Google, the seed's default):  y = LN(x + F(x))
-        pre-LN  (the seed's preln):            y = x + F(LN(x))
+        post-LN (Google, the original's default):  y = LN(x + F(x))
+        pre-LN  (the original's preln):            y = x + F(LN(x))
 
     The residual stream stays float32; F casts to the compute dtype itself.
     """
@@ -613,13 +613,13 @@ CLASSIFIER_POOLINGS = ("cls", "mean")
 
 
 class AlbertClassifier(keras.Model):
-    """Backbone + the seed's fine-tuning head on the pooled output.
+    """Backbone + the original's fine-tuning head on the pooled output.
 
-    pooled [B,H] -> (pre-LN configs only: LayerNorm, the seed's ``loss/LayerNorm``) -> dropout -> logits [B,C]
+    pooled [B,H] -> (pre-LN configs only: LayerNorm, the original's ``loss/LayerNorm``) -> dropout -> logits [B,C]
     with ``output_weights`` [C,H] (TF1 layout) and ``output_bias`` [C]. Returns the backbone's outputs plus
     ``logits`` and ``probabilities`` [B,C], float32.
 
-    pooling: ``cls`` (the seed's: the pooler's tanh(W·h_[CLS])) or ``mean`` (the mean of the sequence output over
+    pooling: ``cls`` (the original's: the pooler's tanh(W·h_[CLS])) or ``mean`` (the mean of the sequence output over
     the real tokens, the pooler unused). ``mean`` suits checkpoints whose [CLS] was never trained, i.e. whose
     sentence-order accuracy stayed at chance: their [CLS] vector barely varies between inputs. The weights are the
     same either way.

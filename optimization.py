@@ -88,8 +88,8 @@ def create_optimizer(
 ) -> DecoupledMomentsOptimizer:
     """The optimizer the TF1 scripts built, on a `WarmupPolynomialDecay` schedule.
 
-    optimizer: ``"lamb"`` (the seed's pretraining optimizer) or ``"adamw"`` (BERT's fine-tuning one).
-    layer_adaptation_exclusions: LAMB only; ``None`` keeps the seed's trust ratio on every variable, pass
+    optimizer: ``"lamb"`` (the original's pretraining optimizer) or ``"adamw"`` (BERT's fine-tuning one).
+    layer_adaptation_exclusions: LAMB only; ``None`` keeps the original's trust ratio on every variable, pass
       ``weight_decay_exclusions`` to reproduce Google's ALBERT default.
     clip_norm: global-norm clip of the gradient list before the update (1.0 in TF1 BERT); ``None``: off.
     bias_correction: Adam's bias correction of the moments (off in TF1 BERT/ALBERT; see `lamb_optimizer`).
@@ -109,11 +109,11 @@ def create_optimizer(
 
 def define_flags(default_optimizer: str, flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """The optimizer flags run_pretraining.py (LAMB by default) and run_classifier.py (AdamW) share."""
-    flags.DEFINE_enum("optimizer", default_optimizer, ["lamb", "adamw"], "LAMB (the seed's for pretraining) or "
-                      "BERT's AdamW (the seed's for fine-tuning).", flag_values=flag_values)
+    flags.DEFINE_enum("optimizer", default_optimizer, ["lamb", "adamw"], "LAMB (the original's for pretraining) or "
+                      "BERT's AdamW (the original's for fine-tuning).", flag_values=flag_values)
     flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).",
                        flag_values=flag_values)
-    flags.DEFINE_float("adam_epsilon", 1e-6, "epsilon of the moments' update m / (sqrt(v) + epsilon) (the seed's "
+    flags.DEFINE_float("adam_epsilon", 1e-6, "epsilon of the moments' update m / (sqrt(v) + epsilon) (the original's "
                        "1e-6; torch/HF use 1e-8, which lets parameters with tiny gradients still move).",
                        flag_values=flag_values)
     flags.DEFINE_enum("lamb_layer_adaptation", "auto", list(LAYER_ADAPTATION_CHOICES),
@@ -122,7 +122,7 @@ def define_flags(default_optimizer: str, flag_values: flags.FlagValues = flags.F
                       "default), 'auto' (the model family's own: brightmart -> all, google -> google).",
                       flag_values=flag_values)
     flags.DEFINE_bool("bias_correction", False, "Adam's bias correction of the moments (torch AdamW / HF style). "
-                      "Off in the seed; without it the first updates are several times the LR, which small "
+                      "Off in the original; without it the first updates are several times the LR, which small "
                       "models fine-tuned at 1e-4 and up from a weak start do not survive.", flag_values=flag_values)
 
 

@@ -1,6 +1,6 @@
 """Fine-tunes, evaluates and predicts with an ALBERT classifier on a task's files (LCQMC, CLUE, XNLI, your own).
 
-The seed's flags and outputs, on the shared tf.distribute loop (training.py) instead of the TF1 TPU Estimator:
+The original's flags and outputs, on the shared tf.distribute loop (training.py) instead of the TF1 TPU Estimator:
 
 * ``--task_name`` picks a processor in classifier_data.py (its module docstring lists each task's files and how a
   row becomes text_a / text_b / label). Features are cached under ``<output_dir>/features/`` keyed by the data file,
@@ -17,7 +17,7 @@ The seed's flags and outputs, on the shared tf.distribute loop (training.py) ins
 * After training (or with ``--export_dir``) the classifier is exported as a SavedModel (default
   ``<output_dir>/saved_model``; see export_saved_model.py for its signature).
 * Dropout: the configs ship with 0.0; ``--hidden_dropout_prob`` / ``--attention_probs_dropout_prob`` override the
-  config's, ``--classifier_dropout`` (0.1, as the seed hard-coded) is applied to the pooled output.
+  config's, ``--classifier_dropout`` (0.1, as the original hard-coded) is applied to the pooled output.
 
 Example (LCQMC)::
 
@@ -49,7 +49,7 @@ finetuning.define_flags(list(classifier_data.PROCESSORS),
                         "Predict the test file: test_results.tsv (+ <task>_predict.json for CLUE).")
 flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled output before the classifier.")
 flags.DEFINE_enum("classifier_pooling", "cls", list(modeling.CLASSIFIER_POOLINGS),
-                  "What the classifier reads: cls (the seed's pooler on [CLS]) or mean (the mean of the sequence "
+                  "What the classifier reads: cls (the original's pooler on [CLS]) or mean (the mean of the sequence "
                   "output; for checkpoints whose [CLS] was never trained, e.g. sentence-order accuracy at chance). "
                   "Export such a model with export_saved_model.py --classifier_pooling=mean.")
 
@@ -139,7 +139,7 @@ def ordered_dataset(split_data: classifier_data.SplitData, batch_size: int):
 
 
 def write_eval_results(metrics: dict[str, float], step: int, num_examples: int) -> None:
-    """eval_results.txt with the seed's eval_* names, the macro-F1 and the evaluated checkpoint's step."""
+    """eval_results.txt with the original's eval_* names, the macro-F1 and the evaluated checkpoint's step."""
     classifier_data.write_key_values(
         os.path.join(FLAGS.output_dir, "eval_results.txt"),
         {"eval_accuracy": metrics["accuracy"], "eval_loss": metrics["loss"], "eval_macro_f1": metrics["macro_f1"],
@@ -150,7 +150,7 @@ def write_eval_results(metrics: dict[str, float], step: int, num_examples: int) 
 def write_predictions(processor: classifier_data.DataProcessor, test: classifier_data.SplitData,
                       probabilities: np.ndarray, labels: list[str]) -> None:
     """test_results.tsv, and <task>_predict.json for CLUE tasks."""
-    if len(probabilities) != test.num_examples:  # never drop an example (the seed's TPU-padding pitfall)
+    if len(probabilities) != test.num_examples:  # never drop an example (the original's TPU-padding pitfall)
         raise AssertionError(f"{len(probabilities)} predictions for {test.num_examples} examples")
     path = os.path.join(FLAGS.output_dir, "test_results.tsv")
     classifier_data.write_test_results(path, probabilities)

@@ -1,7 +1,7 @@
 """MLM + SOP pretraining of ALBERT on the TFRecords create_pretraining_data.py writes.
 
-The seed's flags and files, on tf.distribute instead of the TF1 TPU Estimator. A run resumes by itself from the latest
-checkpoint in --output_dir (model, optimizer slots, step and data position); --init_checkpoint (TF1 albert_zh or
+The original's flags and files, on tf.distribute instead of the TF1 TPU Estimator. A run resumes by itself from the
+latest checkpoint in --output_dir (model, optimizer slots, step and data position); --init_checkpoint (TF1 albert_zh or
 Google ALBERT, or one of ours) is only read when there is nothing to resume.
 
 Example:
@@ -29,9 +29,10 @@ import optimization
 import training
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the seed's, Google's or BERT's).")
+flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the original's, Google's or BERT's).")
 flags.DEFINE_string("input_file", None, "Comma-separated globs of pretraining TFRecords.")
-flags.DEFINE_string("eval_input_file", None, "Held-out TFRecords for --do_eval (default: --input_file, as the seed).")
+flags.DEFINE_string("eval_input_file", None,
+                    "Held-out TFRecords for --do_eval (default: --input_file, as the original).")
 flags.DEFINE_string("output_dir", None, "Checkpoints, TensorBoard summaries and eval_results.txt go here.")
 flags.DEFINE_string("init_checkpoint", None, "TF1 (albert_zh or Google) or TF2 checkpoint to start from.")
 flags.DEFINE_enum("model_family", None, list(modeling.MODEL_FAMILIES), "Overrides the config's model family.")
@@ -46,13 +47,13 @@ flags.DEFINE_integer("num_train_steps", 100000, "Optimizer steps.")
 flags.DEFINE_integer("num_warmup_steps", 10000, "Linear warmup steps.")
 flags.DEFINE_integer("max_eval_steps", 100, "Eval batches at most.")
 optimization.define_flags("lamb")
-flags.DEFINE_float("poly_power", 1.0, "Power of the polynomial decay (1 = linear, the seed's).")
+flags.DEFINE_float("poly_power", 1.0, "Power of the polynomial decay (1 = linear, the original's).")
 flags.DEFINE_integer("start_warmup_step", 0, "Google's option: warmup counts from this step.")
 training.define_flags()
 
 
 def pretraining_task(config: modeling.AlbertConfig) -> training.Task:
-    """MLM on the masked positions (weighted by masked_lm_weights) + SOP, the seed's losses."""
+    """MLM on the masked positions (weighted by masked_lm_weights) + SOP, the original's losses."""
 
     def sums(features, out):
         weights = tf.cast(features["masked_lm_weights"], tf.float32)
@@ -95,7 +96,7 @@ def effective_config(output_dir: str, config_file: str, model_family: str | None
 
 
 def write_eval_results(path: str, results: dict[str, float], step: int) -> None:
-    """eval_results.txt as the seed wrote it (key = value), with the seed's next_sentence_* names too."""
+    """eval_results.txt as the original wrote it (key = value), with the original's next_sentence_* names too."""
     results = dict(results, global_step=step)
     results["next_sentence_accuracy"] = results["sentence_order_accuracy"]
     results["next_sentence_loss"] = results["sentence_order_loss"]

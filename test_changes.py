@@ -55,7 +55,7 @@ def parameter_counts() -> dict:
 
 
 def check_factorized_embeddings() -> None:
-    """Change 1: the seed's base config, E = 128 against BERT's E = H = 768."""
+    """Change 1: the original's base config, E = 128 against BERT's E = H = 768."""
     c = load("base")
     v, e, h = c.vocab_size, c.embedding_size, c.hidden_size
     model = built(modeling.AlbertModel, c)

@@ -1,7 +1,7 @@
 """The one distributed training loop both CLIs use (run_pretraining.py, run_classifier.py).
 
-It replaces the seed's TF1 TPU Estimator with plain TF2: a ``tf.distribute`` strategy, ``strategy.run`` inside a
-``tf.function`` that runs ``steps_per_loop`` steps a call (the seed's ``iterations_per_loop``), a
+It replaces the original's TF1 TPU Estimator with plain TF2: a ``tf.distribute`` strategy, ``strategy.run`` inside a
+``tf.function`` that runs ``steps_per_loop`` steps a call (the original's ``iterations_per_loop``), a
 ``tf.train.CheckpointManager`` in ``output_dir`` with automatic resume, TensorBoard scalars and a progress line.
 
 A CLI describes its task with a ``Task``: how to build the model, and its metrics as per-batch *sums* and
@@ -39,7 +39,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Flags shared by the CLIs (the seed's names first)
+# Flags shared by the CLIs (the original's names first)
 # ---------------------------------------------------------------------------------------------------------------------
 
 def define_flags() -> None:
@@ -78,7 +78,7 @@ def config_from_flags(FLAGS, num_train_steps: int, train_batch_size: int) -> "Tr
 
 def get_strategy(name: str = "default", *, use_tpu: bool = False, tpu_name: str | None = None,
                  tpu_zone: str | None = None, gcp_project: str | None = None) -> tf.distribute.Strategy:
-    """The strategy a --distribution_strategy value names (``use_tpu`` forces ``tpu``, as in the seed)."""
+    """The strategy a --distribution_strategy value names (``use_tpu`` forces ``tpu``, as in the original)."""
     if use_tpu:
         name = "tpu"
     if name == "default":

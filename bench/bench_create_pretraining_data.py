@@ -1,10 +1,10 @@
 # coding=utf-8
-"""Benchmark: create_pretraining_data.py against the seed's algorithm, on the demo corpus.
+"""Benchmark: create_pretraining_data.py against the original's algorithm, on the demo corpus.
 
 Measures instances/s (wall clock, process start included), CPU seconds (user + system of
 the process and its workers: the per-core figure, robust to other load on the machine) and
 peak RSS (summed over the process and its workers) for
-  * the seed's algorithm, re-implemented below (brightmart/albert_zh
+  * the original's algorithm, re-implemented below (brightmart/albert_zh
     create_pretraining_data.py as of 2019-2020: tokenize once, then in EVERY dupe pass
     run jieba and the <=3-character word matching on every sentence, keep all
     instances of all passes in RAM, shuffle them, write them with tf.train.Example);
@@ -40,8 +40,8 @@ CACHE = REPO / ".cache" / "bench"
 DEMO_CORPUS = REPO / ".cache" / "demo" / "people_daily_199801.txt"
 
 
-# --------------------------------------------------------------------------- the seed's algorithm
-# Written for this comparison from a reading of the seed; kept deliberately as the seed
+# --------------------------------------------------------------------------- the original's algorithm
+# Written for this comparison from a reading of the original; kept deliberately as the original
 # works (per-pass segmentation, Python lists, everything in memory).
 
 _SEED_HAN = re.compile("[\u4E00-\u9FA5]")
@@ -51,7 +51,7 @@ SeedInstance = collections.namedtuple(
 
 
 def seed_mark_words(segment, cut):
-    """The seed's get_new_segment: jieba on the joined characters, then greedy matching of
+    """The original's get_new_segment: jieba on the joined characters, then greedy matching of
     3-, 2-, 1-character spans against the set of jieba's words; followers get "##"."""
     words = set(cut("".join(segment)))
     out, i = [], 0
@@ -128,7 +128,7 @@ def seed_document_instances(document, cfg, vocab_words, rng, cut):
             tokens_a = [t for s in chunk[:a_end] for t in s]
             tokens_b = [t for s in chunk[a_end:] for t in s]
             if not tokens_a or not tokens_b:
-                continue  # as the seed: i is not advanced and the chunk is kept
+                continue  # as the original: i is not advanced and the chunk is kept
             swapped = rng.random() < 0.5
             if swapped:
                 tokens_a, tokens_b = tokens_b, tokens_a
@@ -144,7 +144,7 @@ def seed_document_instances(document, cfg, vocab_words, rng, cut):
 
 
 def run_seed(args):
-    """The seed's pipeline end to end (called in a child process)."""
+    """The original's pipeline end to end (called in a child process)."""
     import jieba
     import tensorflow as tf
 

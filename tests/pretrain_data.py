@@ -1,4 +1,4 @@
-"""Writes small pretraining TFRecords in the seed's format, with a learnable signal.
+"""Writes small pretraining TFRecords in the original's format, with a learnable signal.
 
 The masked positions keep their real ids in input_ids, so MLM can learn to copy; the SOP label is 1 when the
 first real token is in the upper half of the vocab. Loss falls within a few dozen steps, which lets tests check
@@ -33,7 +33,7 @@ def write_records(path: str, n: int, seed: int = 0) -> None:
             ids = rng.integers(5, VOCAB, SEQ)
             positions = np.sort(rng.choice(np.arange(1, SEQ), PRED, replace=False))
             weights = np.ones(PRED)
-            weights[-1] = 0.0  # a padded prediction slot, as the seed writes them
+            weights[-1] = 0.0  # a padded prediction slot, as the original writes them
             feature = {
                 "input_ids": _int64(ids), "input_mask": _int64(np.ones(SEQ)),
                 "segment_ids": _int64(np.arange(SEQ) >= SEQ // 2),

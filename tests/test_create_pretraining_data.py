@@ -60,7 +60,7 @@ def corpus_file(workdir) -> Path:
 @pytest.fixture(scope="module")
 def vocab_file(workdir) -> Path:
     lines = [s for doc in CORPUS_DOCUMENTS for s in doc]
-    # With ##字 pieces, so that --seed_wwm_labels has something to reproduce.
+    # With ##字 pieces, so that --wwm_subword_labels has something to reproduce.
     tokens = build_vocab.build_vocab(lines, cjk_subword_pieces=True)
     path = workdir / "vocab.txt"
     path.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
@@ -72,8 +72,8 @@ def tokenizer(vocab_file):
     return tokenization.FullTokenizer(str(vocab_file), do_lower_case=True)
 
 
-def encode_documents(tokenizer, use_jieba=True, seed_wwm_labels=False):
-    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=use_jieba, seed_wwm_labels=seed_wwm_labels)
+def encode_documents(tokenizer, use_jieba=True, wwm_subword_labels=False):
+    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=use_jieba, wwm_subword_labels=wwm_subword_labels)
     return [cpd.Document([encoder.encode(s) for s in doc]) for doc in CORPUS_DOCUMENTS]
 
 
@@ -142,14 +142,14 @@ def test_chinese_words_of_any_length_are_grouped(tokenizer):
 
 
 def test_sentence_encoder_uses_jieba_once_and_plain_labels(tokenizer):
-    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=True, seed_wwm_labels=False)
+    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=True, wwm_subword_labels=False)
     sentence = encoder.encode("中华人民共和国成立以来")
     assert sentence.word_starts[:7] == [True] + [False] * 6  # jieba: one 7-character word
     assert sentence.label_ids is sentence.ids
     for doc in CORPUS_DOCUMENTS:  # the encoder's ids are the tokenizer's
         for line in doc:
             assert encoder.encode(line).ids == tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line))
-    seed_style = cpd.SentenceEncoder(tokenizer, use_jieba=True, seed_wwm_labels=True).encode("中华人民共和国")
+    seed_style = cpd.SentenceEncoder(tokenizer, use_jieba=True, wwm_subword_labels=True).encode("中华人民共和国")
     labels = tokenizer.convert_ids_to_tokens(seed_style.label_ids)
     assert labels == ["中"] + ["##" + c for c in "华人民共和国"]
 
@@ -235,7 +235,7 @@ def test_masking_statistics_whole_word(tokenizer):
 
 def test_seed_wwm_labels_reproduce_seed_labels(tokenizer):
     special = cpd.special_ids_from_vocab(tokenizer.vocab)
-    documents = encode_documents(tokenizer, seed_wwm_labels=True)
+    documents = encode_documents(tokenizer, wwm_subword_labels=True)
     instances = make_instances(documents, special, passes=5, do_whole_word_mask=True)
     labels = [t for inst in instances for t in tokenizer.convert_ids_to_tokens(inst.masked_lm_ids)]
     assert any(t.startswith("##") and tokenization.is_chinese_char(t[2]) for t in labels)
@@ -303,7 +303,7 @@ def test_truncate_seq_pair_matches_seed_rule():
         kept_a, kept_b = a.stop - a.start, b.stop - b.start
         assert 1 <= kept_a <= len_a and 1 <= kept_b <= len_b
         assert kept_a + kept_b == min(limit, len_a + len_b)
-        # Simulate the seed's loop for the lengths (the front/back choice does not change them).
+        # Simulate the original's loop for the lengths (the front/back choice does not change them).
         sa, sb = len_a, len_b
         while sa + sb > limit:
             if sa > sb:
@@ -315,14 +315,14 @@ def test_truncate_seq_pair_matches_seed_rule():
 
 # --------------------------------------------------------------------------- TFRecords, determinism
 
-# The seed's features: name -> (dtype, length); lengths for max_seq_length 64, max_predictions_per_seq 10.
+# The original's features: name -> (dtype, length); lengths for max_seq_length 64, max_predictions_per_seq 10.
 SEED_FEATURES = {"input_ids": ("int64", 64), "input_mask": ("int64", 64), "segment_ids": ("int64", 64),
                  "masked_lm_positions": ("int64", 10), "masked_lm_ids": ("int64", 10),
                  "masked_lm_weights": ("float32", 10), "next_sentence_labels": ("int64", 1)}
 
 
 def seed_spec(tf, max_seq_length, max_predictions):
-    """The project's parser spec (input_pipeline.py), checked against the seed's features."""
+    """The project's parser spec (input_pipeline.py), checked against the original's features."""
     input_pipeline = pytest.importorskip("input_pipeline")
     spec = input_pipeline.pretraining_features(max_seq_length, max_predictions)
     if (max_seq_length, max_predictions) == (64, 10):
@@ -594,7 +594,7 @@ def test_reference_vocab_labels_never_subword_chinese(reference_dir, tmp_path):
     vocab = reference_dir / "albert_config" / "vocab.txt"
     tokenizer = tokenization.FullTokenizer(str(vocab))
     special = cpd.special_ids_from_vocab(tokenizer.vocab)
-    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=True, seed_wwm_labels=False)
+    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=True, wwm_subword_labels=False)
     lines = corpus.read_text(encoding="utf-8").splitlines()[:60]
     document = cpd.Document([s for s in (encoder.encode(line) for line in lines if line.strip()) if s is not None])
     cfg = cpd.InstanceConfig(max_seq_length=128, max_predictions_per_seq=20, do_whole_word_mask=True, ngram=3)
@@ -650,3 +650,11 @@ def test_a_line_longer_than_an_instance_is_named_and_counted(tmp_path, vocab_fil
     err = capsys.readouterr().err
     assert f"warning: {corpus}:2: a line of 1,600 tokens; an instance holds at most 61, so 1,539 are dropped" in err
     assert "lines longer than an instance holds: 1 (1,539 tokens past the limit dropped; put one sentence" in err
+
+
+def test_the_subword_labels_flag_keeps_its_old_name():
+    common = ["--input_file=a", "--output_file=b", "--vocab_file=v"]
+    assert cpd.parse_flags(common + ["--wwm_subword_labels"]).wwm_subword_labels
+    assert cpd.parse_flags(common + ["--seed_wwm_labels=true"]).wwm_subword_labels
+    assert not cpd.parse_flags(common + ["--seed_wwm_labels", "--noseed_wwm_labels"]).wwm_subword_labels
+    assert not cpd.parse_flags(common).wwm_subword_labels

@@ -464,7 +464,7 @@ def test_classifier_mean_pooling_reads_the_mean_of_the_real_tokens(ln_type):
     out = model(inputs, training=False)
     mask = inputs["input_mask"][:, :, None].astype(np.float64)
     pooled = (out["sequence_output"].numpy() * mask).sum(1) / mask.sum(1)  # padding never counts
-    if ln_type == "preln":  # the seed's loss/LayerNorm before the classifier
+    if ln_type == "preln":  # the original's loss/LayerNorm before the classifier
         gamma, beta = model.layer_norm.gamma.numpy(), model.layer_norm.beta.numpy()
         mean, var = pooled.mean(-1, keepdims=True), pooled.var(-1, keepdims=True)
         pooled = (pooled - mean) / np.sqrt(var + config.layer_norm_eps) * gamma + beta
@@ -472,7 +472,7 @@ def test_classifier_mean_pooling_reads_the_mean_of_the_real_tokens(ln_type):
     np.testing.assert_allclose(out["logits"].numpy(), expected, rtol=1e-4, atol=1e-5)
     cls = modeling.AlbertClassifier(config, 3)
     cls.build()
-    cls.set_weights(model.get_weights())  # same weights, the seed's [CLS] pooling: other logits
+    cls.set_weights(model.get_weights())  # same weights, the original's [CLS] pooling: other logits
     assert not np.allclose(cls(inputs, training=False)["logits"].numpy(), out["logits"].numpy(), atol=1e-3)
     with pytest.raises(ValueError, match="expected one of cls, mean"):
         modeling.AlbertClassifier(config, 3, pooling="max")

@@ -71,7 +71,7 @@ def gradient_steps(seed: int = 1) -> list[list[np.ndarray]]:
 
 def numpy_reference(weights, grad_steps, lrs, decayed, adapted, wd=0.01, b1=0.9, b2=0.999, eps=1e-3, clip=1.0,
                     bias_correction=False):
-    """The seed's update written out (float64): clip by global norm, m/v without bias correction (with it
+    """The original's update written out (float64): clip by global norm, m/v without bias correction (with it
     when asked: Adam's m / (1 - b1^t), v / (1 - b2^t)), decay inside the update, whole-tensor trust ratio
     (1 when a norm is 0), w -= lr * r * u."""
     w = [np.asarray(x, np.float64) for x in weights]

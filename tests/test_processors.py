@@ -308,7 +308,7 @@ def test_feature_cache_is_keyed_by_data_and_settings(tmp_path, tokenizer, capsys
     assert "cached" in capsys.readouterr().out
     assert load(max_seq_length=12).features_file != first.features_file  # another max_seq_length
     assert load(max_seq_length=12).from_cache
-    # The seed reused a stale train.tf_record after the data changed; a changed file gets new features.
+    # The original reused a stale train.tf_record after the data changed; a changed file gets new features.
     write(data, "train.tsv", ["好\t今天天气很好", "坏\t明天下雨"])
     changed = load()
     assert not changed.from_cache and changed.features_file != first.features_file and changed.num_examples == 2

@@ -71,7 +71,7 @@ def google_from_hf(sd: dict[str, np.ndarray], layers: int, groups: int) -> dict[
 def brightmart_from_keras(w: dict[str, np.ndarray], share: str, layers: int) -> dict[str, np.ndarray]:
     """Our pretraining model's variables keyed by Keras path (``tests.test_modeling.weights_of``) -> albert_zh names.
 
-    share_type decides the layer scopes as in the seed: ``layer_shared`` for what is shared, ``layer_%d`` when
+    share_type decides the layer scopes as in the original: ``layer_shared`` for what is shared, ``layer_%d`` when
     nothing is, ``attention_%d`` / ``intermediate_%d`` / ``output_%d`` under ``layer_shared`` for per-layer halves.
     """
     e = "albert/embeddings/"
