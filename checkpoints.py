@@ -550,6 +550,12 @@ def load_checkpoint(model: keras.Model, path: str, *, family_given: bool = True,
     built model cannot change family, so build it from ``config_for_checkpoint``, which follows the checkpoint).
     """
     info = inspect_checkpoint(path)
+    grouped = sorted(n for n, shape in info.shapes.items() if n.endswith("/kernel") and len(shape) == 3)
+    if grouped:  # modeling_google_fast.py's dense_layer_2d with num_groups > 1: kernel [G, in/G, out/G]
+        raise CheckpointError(f"{info.path} holds grouped dense layers ({grouped[0]} {info.shapes[grouped[0]]}, "
+                              f"{len(grouped)} in all): the original's *_google_fast models with num_groups. Grouped "
+                              f"FFN layers are not supported here; the _fast configs in albert_config/ build "
+                              f"ordinary (ungrouped) layers and cannot load this checkpoint")
     entries = _entries(model)
     config = split_model(model)[0].config
     if info.family is not None and info.family != config.model_family:

@@ -42,8 +42,9 @@ jieba: words are then only WordPiece groups. With `--spm_model_file` a "▁" pie
 starts a word and every piece holding a CJK character is a word of its own.
 `--ngram=N` masks spans of 1..N consecutive whole words (never across [SEP]) with
 p(n) proportional to 1/n; `--favor_shorter_ngram=false` reverses the weights,
-p(n) proportional to 1/(N + 1 - n), so that N-grams are the most likely (Google
-ALBERT's semantics). A span shrinks when the next word would exceed the budget
+p(n) proportional to 1/(N + 1 - n), so that N-grams are the most likely (upstream
+Google ALBERT's semantics; the copy of Google's script in the original albert_zh
+inverted the flag, so its `true` is this `false`). A span shrinks when the next word would exceed the budget
 of round(len * masked_lm_prob) predictions (at most --max_predictions_per_seq).
 
 Instances (sentence-order prediction, as the original builds them): sentences are
@@ -56,7 +57,9 @@ a random sentence boundary into A and B, and with p=0.5 they are swapped
     the last sentence of a document is left over, it is paired with the sentence
     before it (which is then used twice). For a one-sentence chunk, the original's
     loop `continue`d without advancing, appended the same sentence again and
-    wrote an A == B pair (with a coin-flip label) instead.
+    wrote an A == B pair (with a coin-flip label) instead (checked against its
+    final revision: `if len(tokens_a)==0 or len(tokens_b)==0: continue` skips
+    `i += 1` and keeps the chunk).
   * a document of one sentence is cut in two at a random word boundary (both
     parts non-empty); a one-token document gives no instance and is counted.
   * random replacement tokens come from the ordinary vocab entries (no [PAD],
@@ -135,7 +138,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--ngram", type=int, default=1,
                    help="Mask spans of up to N whole words, p(n) ~ 1/n (ALBERT paper: 3).")
     add_bool_flag(p, "favor_shorter_ngram", True,
-                   "p(n) ~ 1/n; false reverses the weights so that the longest n-grams are likeliest")
+                  "p(n) ~ 1/n; false reverses the weights so that the longest n-grams are likeliest (upstream "
+                  "Google ALBERT's meaning; the original albert_zh's copy of Google's script inverted the flag)")
     add_bool_flag(p, "wwm_subword_labels", False,
                   "Whole-word masking: label the characters inside a Chinese word with their ##字 subword ids, as the "
                   "original did (only to match an old run: the model never sees ##字 as input)",

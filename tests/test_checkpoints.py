@@ -479,3 +479,17 @@ def test_google_family_with_e_equal_h_has_no_mapping_and_converts(tmp_path):
                   f"--albert_config_file={tmp_path}/albert_config.json"])
     hf = _hf_load(transformers.AlbertForPreTraining, tmp_path / "hf")
     assert_close(run(model, inputs), hf_outputs(hf, inputs), OUTPUTS)
+
+
+def test_a_grouped_ffn_checkpoint_is_refused_with_the_reason(tmp_path, google_ckpt):
+    """13.11: the original's *_google_fast checkpoints store grouped dense kernels [G, in/G, out/G]: refused as
+    unsupported, not with a bare shape error."""
+    _, hf = google_ckpt
+    arrays = tf1.google_from_hf({k: v.detach().numpy() for k, v in hf.state_dict().items()}, LAYERS, 2)
+    kernel = next(n for n in arrays if n.endswith("ffn_1/intermediate/dense/kernel"))
+    hidden, inner = arrays[kernel].shape
+    arrays[kernel] = np.zeros([4, hidden // 4, inner // 4], np.float32)
+    tf1.save_tf1(str(tmp_path / "model.ckpt"), arrays)
+    model = built(modeling.AlbertPretrainingModel(small_config(num_hidden_groups=2)))
+    with pytest.raises(checkpoints.CheckpointError, match=r"grouped dense layers .* not supported here"):
+        checkpoints.load_checkpoint(model, str(tmp_path / "model.ckpt"), verbose=False)
