@@ -36,11 +36,20 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeErro
 
 
 def _message(err: BaseException) -> str:
-    """The error's own words; for TensorFlow errors without the graph-construction stack TF appends."""
+    """The error's own words (for TensorFlow errors without the graph-construction stack TF appends), with the fix
+    for a full disk or a folder that cannot be written."""
+    import errno
+
     text = getattr(err, "message", None) or str(err) or type(err).__name__
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith(("  File", "    ", "\t"))
              and not line.startswith(("Detected at node", "Graph execution error"))]
-    return "\n".join(lines[:8]) or type(err).__name__
+    message = "\n".join(lines[:8]) or type(err).__name__
+    code = getattr(err, "errno", None)
+    if code == errno.ENOSPC or "No space left on device" in message:
+        message += " -- the disk is full: free space there or write the output elsewhere"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in message:
+        message += " -- that folder cannot be written: fix its permissions or choose another output path"
+    return message
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -75,3 +75,13 @@ def test_tensorflow_errors_lose_the_graph_stack():
                "  File \"a.py\", line 1, in <module>\n\n    code\n\nrecord 3 of data.tfrecord is corrupted\n"
                "\t [[{{node IteratorGetNext}}]]")
     assert cli._message(RuntimeError(message)) == "record 3 of data.tfrecord is corrupted"
+
+
+def test_full_disks_and_unwritable_folders_get_the_fix():
+    import errno
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/out.tfrecord")
+    assert cli._message(full).endswith("the disk is full: free space there or write the output elsewhere")
+    assert "/data/out.tfrecord" in cli._message(full)
+    denied = PermissionError(errno.EACCES, "Permission denied", "/readonly/out")
+    assert "/readonly/out" in cli._message(denied) and "cannot be written" in cli._message(denied)
