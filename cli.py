@@ -27,6 +27,27 @@ def add_bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, hel
         parser.add_argument(f"--no{flag}", dest=name, action="store_false", help=argparse.SUPPRESS)
 
 
+# --------------------------------------------------------------------------- absl flags the model CLIs share
+
+MODEL_FAMILIES = ("brightmart", "google")  # modeling.MODEL_FAMILIES (a test checks), without importing TensorFlow
+
+
+def define_model_flags(init_help: str, length_help: str, tokenizer: bool = True) -> None:
+    """The model, tokenizer and checkpoint flags of the absl CLIs (the original's names), defined in one place:
+    --bert_config_file, --init_checkpoint, --model_family, --max_seq_length and, with ``tokenizer``,
+    --vocab_file, --spm_model_file, --do_lower_case."""
+    from absl import flags
+
+    flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the original's, Google's or BERT's).")
+    flags.DEFINE_string("init_checkpoint", None, init_help)
+    flags.DEFINE_enum("model_family", None, list(MODEL_FAMILIES), "Overrides the config's model family.")
+    flags.DEFINE_integer("max_seq_length", 128, length_help)
+    if tokenizer:
+        flags.DEFINE_string("vocab_file", None, "WordPiece vocab the model was pretrained with.")
+        flags.DEFINE_string("spm_model_file", None, "SentencePiece model (Google ALBERT); replaces --vocab_file.")
+        flags.DEFINE_bool("do_lower_case", True, "Lower-case the text (True for the Chinese vocabs).")
+
+
 # --------------------------------------------------------------------------- errors at the CLI boundary
 
 TRACEBACK_ENV = "ALBERT_ZH_TRACEBACK"

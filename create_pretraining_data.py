@@ -72,7 +72,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import dataclasses
-import functools
 import glob
 import multiprocessing
 import operator
@@ -90,11 +89,24 @@ import numpy as np
 
 import tokenization
 from cli import add_bool_flag, clean_errors, str2bool  # noqa: F401  (str2bool: part of this module's API)
+from masking import (  # noqa: F401  (re-exported: the masking rules' old home)
+    REQUIRED_TOKENS,
+    SPECIAL_WORD,
+    WORD_CONTINUES,
+    WORD_START,
+    InstanceConfig,
+    SpecialIds,
+    _apply_masks,
+    _choose_ngrams,
+    _choose_words,
+    _random_indices,
+    create_masked_lm_predictions,
+    special_ids_from_vocab,
+)
 
 # The feature names of the original's TFRecords, in the order the original writes them.
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
                  "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
-REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
 _PROG = "create_pretraining_data.py"
 
 
@@ -144,6 +156,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
                   "Whole-word masking: label the characters inside a Chinese word with their ##字 subword ids, as the "
                   "original did (only to match an old run: the model never sees ##字 as input)",
                   aliases=("seed_wwm_labels",))
+    p.add_argument("--masking", choices=("static", "dynamic"), default="static",
+                   help="static: masked instances, --dupe_factor passes (the original's records); dynamic: each "
+                        "instance once, unmasked, with its words marked (feature word_starts), for run_pretraining.py "
+                        "to mask afresh every epoch (--masked_lm_prob, --ngram, --max_predictions_per_seq apply there)")
     p.add_argument("--num_workers", type=int, default=1,
                    help="Processes; the output does not depend on it.")
     p.add_argument("--work_unit_mb", type=float, default=1.0,
@@ -171,47 +187,13 @@ def parse_flags(argv: Sequence[str] | None = None) -> argparse.Namespace:
         (args.ngram >= 1, "--ngram must be >= 1"),
         (args.num_workers >= 1, "--num_workers must be >= 1"),
         (args.work_unit_mb > 0, "--work_unit_mb must be > 0"),
+        (not (args.masking == "dynamic" and args.wwm_subword_labels),
+         "--wwm_subword_labels needs --masking=static: dynamic masking labels each token with its input id"),
     ]
     for ok, message in checks:
         if not ok:
             parser.error(message)
     return args
-
-
-# --------------------------------------------------------------------------- vocabulary
-
-@dataclasses.dataclass(frozen=True)
-class SpecialIds:
-    """Ids the instance builder needs."""
-    cls_id: int
-    sep_id: int
-    mask_id: int
-    random_ids: np.ndarray  # int32 [R]: candidates for the 10% random replacement
-
-
-_NOT_RANDOM_RE = re.compile(r"^(\[.*\]|<.*>)$")
-
-
-def special_ids_from_vocab(vocab: Mapping[str, int], vocab_name: str = "vocab") -> SpecialIds:
-    """Looks up [CLS]/[SEP]/[MASK] and the random-replacement candidates.
-
-    Raises:
-      InputError: a required token is missing.
-    """
-    missing = [t for t in REQUIRED_TOKENS if t not in vocab]
-    if missing:
-        raise InputError(f"{vocab_name} has no {', '.join(missing)} token(s); pre-training needs "
-                         f"{', '.join(REQUIRED_TOKENS)} (a BERT-layout vocab: see data/build_vocab.py)")
-    # Bracketed entries are special; "##字" pieces never occur as inputs once the
-    # labels are the input tokens, so drawing them would feed the model noise it
-    # never sees otherwise.
-    random_ids = sorted(i for t, i in vocab.items()
-                        if not _NOT_RANDOM_RE.match(t)
-                        and not (t.startswith("##") and len(t) == 3 and tokenization.is_chinese_char(t[2])))
-    if not random_ids:
-        random_ids = sorted(vocab.values())
-    return SpecialIds(vocab["[CLS]"], vocab["[SEP]"], vocab["[MASK]"],
-                      np.asarray(random_ids, dtype=np.int32))
 
 
 # --------------------------------------------------------------------------- sentences
@@ -355,27 +337,6 @@ class SentenceEncoder:
 
 # --------------------------------------------------------------------------- instances (no TF)
 
-@dataclasses.dataclass(frozen=True)
-class InstanceConfig:
-    """How instances are built and masked."""
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    do_whole_word_mask: bool = False
-    ngram: int = 1
-    favor_shorter_ngram: bool = True
-
-    @functools.cached_property
-    def ngram_cdf(self) -> tuple[float, ...]:
-        """Cumulative p(n), n = 1..ngram: p(n) ~ 1/n, or reversed if not favor_shorter_ngram."""
-        weights = [1.0 / n for n in range(1, self.ngram + 1)]
-        if not self.favor_shorter_ngram:
-            weights.reverse()
-        total = sum(weights)
-        return tuple(float(c) for c in np.cumsum(weights) / total)
-
-
 @dataclasses.dataclass
 class TrainingInstance:
     """One SOP pair, unpadded: n = 3 + len(A) + len(B) <= max_seq_length, k <= max_predictions_per_seq.
@@ -430,131 +391,6 @@ def truncate_seq_pair(len_a: int, len_b: int, max_num_tokens: int,
             slice(front_b, len_b - (cut_b - front_b)))
 
 
-def create_masked_lm_predictions(ids: list[int], labels: list[int], starts: list[int],
-                                 special_words: Sequence[int], cfg: InstanceConfig,
-                                 special: SpecialIds, rng: np.random.Generator
-                                 ) -> tuple[list[int], list[int], list[int], tuple[int, int, int]]:
-    """Masks whole words (or n-grams of them) of one sequence.
-
-    Args:
-      ids: the n ids of the sequence, [CLS]/[SEP] included.
-      labels: the n label ids.
-      starts: ascending positions where words begin (every position without whole-word
-        masking); word w is ids[starts[w]:starts[w + 1]].
-      special_words: indices into `starts` of [CLS] and the [SEP]s (never masked).
-    Returns:
-      output ids (n), positions (k, ascending), their labels (k), and the number of
-      tokens given [MASK], kept, given a random token.
-    """
-    n, num_words = len(ids), len(starts)
-    # As the original: the budget counts [CLS]/[SEP] too (Python's round, like the original).
-    budget = min(cfg.max_predictions_per_seq, max(1, int(round(n * cfg.masked_lm_prob))))
-    ends = starts[1:]
-    ends.append(n)
-    order = rng.permutation(num_words).tolist()
-    draws = rng.random(2 * num_words)  # [w]: n-gram length, [num_words + i]: 80/10/10
-    if cfg.ngram == 1:  # n-gram lengths are all 1: those draws go unused
-        chosen = _choose_words(order, starts, ends, special_words, budget)
-    else:
-        chosen = _choose_ngrams(order, draws[:num_words].tolist(), starts, ends, special_words, budget,
-                                cfg.ngram_cdf)
-    word_draws = draws[num_words:num_words + len(chosen)].tolist()
-    return _apply_masks(ids, labels, starts, ends, chosen, word_draws, special, rng)
-
-
-def _choose_words(order: list[int], starts: list[int], ends: list[int], special_words: Sequence[int],
-                  budget: int) -> list[int]:
-    """`_choose_ngrams` for n-grams of one word (the same choice, without its bookkeeping):
-    each word of `order` that fits the remaining budget, until none is left."""
-    chosen = []
-    for w in order:
-        length = ends[w] - starts[w]
-        if length <= budget and w not in special_words:
-            chosen.append(w)
-            budget -= length
-            if not budget:
-                break
-    return chosen
-
-
-def _choose_ngrams(order: list[int], draws: list[float], starts: list[int], ends: list[int],
-                   special_words: Sequence[int], budget: int, cdf: Sequence[float]) -> list[int]:
-    """The words to mask, n-gram by n-gram: from each word of `order` not yet covered, n
-    consecutive uncovered words (n drawn by `draws[w]` from `cdf`) that fit the budget."""
-    num_words = len(starts)
-    covered = [False] * num_words  # specials count as covered: never masked, they end n-grams
-    for w in special_words:
-        covered[w] = True
-    chosen: list[int] = []
-    for w in order:
-        if budget <= 0:
-            break
-        if covered[w] or ends[w] - starts[w] > budget:
-            continue
-        n_words = bisect.bisect_right(cdf, draws[w]) + 1
-        # An n-gram is n consecutive uncovered words that fit the budget; it shrinks
-        # rather than being dropped when the next word does not.
-        k = w
-        while True:
-            covered[k] = True
-            chosen.append(k)
-            budget -= ends[k] - starts[k]
-            k += 1
-            if k - w >= n_words or k >= num_words or covered[k] or ends[k] - starts[k] > budget:
-                break
-    return chosen
-
-
-def _apply_masks(ids: list[int], labels: list[int], starts: list[int], ends: list[int], chosen: list[int],
-                 word_draws: list[float], special: SpecialIds, rng: np.random.Generator
-                 ) -> tuple[list[int], list[int], list[int], tuple[int, int, int]]:
-    """Masks the chosen words: [MASK] (u < 0.8), kept (u < 0.9) or random tokens, with one
-    draw u per WORD, so that all its tokens share the decision."""
-    output = ids.copy()
-    mask_id = special.mask_id
-    masked = kept = 0
-    randomized: list[int] = []
-    positions: list[int] = []
-    for w, u in zip(chosen, word_draws):
-        start, end = starts[w], ends[w]
-        if end - start == 1:  # most words are one token: no range to build
-            positions.append(start)
-            if u < 0.8:
-                output[start] = mask_id
-                masked += 1
-            elif u < 0.9:
-                kept += 1
-            else:
-                randomized.append(start)
-            continue
-        span = range(start, end)
-        positions += span
-        if u < 0.8:
-            output[start:end] = [mask_id] * (end - start)
-            masked += end - start
-        elif u < 0.9:
-            kept += end - start
-        else:
-            randomized += span
-    if randomized:
-        for p, pick in zip(randomized, _random_indices(rng, len(special.random_ids), len(randomized))):
-            output[p] = special.random_ids[pick]
-    positions.sort()
-    return output, positions, [labels[p] for p in positions], (masked, kept, len(randomized))
-
-
-def _random_indices(rng: np.random.Generator, high: int, count: int) -> list[int]:
-    """`rng.integers(0, high, count).tolist()`, faster for the usual one to three draws.
-
-    Both forms draw the same numbers from the same stream (the array form makes the
-    scalar draws one after the other; a test checks it); a scalar call costs about a
-    quarter of an array call, whose set-up dominates at this size.
-    """
-    if count <= 3:
-        return [int(rng.integers(0, high)) for _ in range(count)]
-    return rng.integers(0, high, count).tolist()
-
-
 def _add_word_starts(starts: list[int], document: Document, start: int, end: int, offset: int) -> None:
     """Appends the word starts of document tokens [start, end), moved to begin at `offset`;
     `start` always starts a word (a word that lost its head to truncation is a word of its own)."""
@@ -591,6 +427,8 @@ def _make_instance(document: Document, first: tuple[int, int], second: tuple[int
         special_words: tuple[int, ...] = (0, sep_word, len(starts) - 1)
     else:
         starts, special_words = list(range(n)), (0, sep_a, n - 1)
+    if cfg.dynamic:  # masked in the training pipeline (masking.mask_batch), with the same rules
+        return TrainingInstance(ids, sep_a, [], [], sop_label, ids, starts, (0, 0, 0))
     output, positions, label_ids, counts = create_masked_lm_predictions(
         ids, labels, starts, special_words, cfg, special, rng)
     return TrainingInstance(output, sep_a, positions, label_ids, sop_label, ids, starts, counts)
@@ -751,6 +589,25 @@ class ExampleEncoder:
         if len(values) > 1:  # itemgetter looks them all up in C (it returns a tuple only for 2+)
             return b"".join(operator.itemgetter(*values)(table)) + padding
         return b"".join([table[v] for v in values]) + padding
+
+    def encode_unmasked(self, instance: TrainingInstance) -> bytes:
+        """A dynamic-masking record: input_ids, input_mask, segment_ids, word_starts (masking.WORD_START /
+        WORD_CONTINUES / SPECIAL_WORD per token, 0 on padding), next_sentence_labels."""
+        n, sep = len(instance.input_ids), instance.sep_index
+        seq_pad = self._zeros[self.max_seq_length - n]
+        roles = [WORD_CONTINUES] * n
+        for start in instance.word_starts:
+            roles[start] = WORD_START
+        for position in (0, sep, n - 1):  # [CLS] and the two [SEP]s: never masked
+            roles[position] = SPECIAL_WORD
+        body = b"".join((
+            self._entry("input_ids", self._ints(instance.input_ids, seq_pad)),
+            self._mask_entries[n],
+            self._entry("segment_ids", self._zeros[sep + 1] + self._ones[n - sep - 1] + seq_pad),
+            self._entry("word_starts", self._ints(roles, seq_pad)),
+            self._label_entries[instance.sop_label],
+        ))
+        return b"\x0a" + _varint(len(body)) + body
 
     def encode(self, instance: TrainingInstance) -> bytes:
         n, k, sep = len(instance.input_ids), len(instance.masked_lm_positions), instance.sep_index
@@ -1112,6 +969,7 @@ def process_unit(unit: WorkUnit, config: RunConfig) -> UnitResult:
                                      len(encoder.tokenizer.inv_vocab))
     path = os.path.join(config.tmp_dir, f"f{unit.file_index:05d}-u{unit.unit_index:06d}.rec")
     offsets, pass_counts, examples = [0], [], []
+    encode = example_encoder.encode_unmasked if cfg.dynamic else example_encoder.encode
     with open(path, "wb") as out:
         for pass_index in range(config.dupe_factor):
             rng = np.random.default_rng(_seed(config.random_seed, 0, unit.file_index,
@@ -1123,7 +981,7 @@ def process_unit(unit: WorkUnit, config: RunConfig) -> UnitResult:
                     stats.single_sentence_documents += 1
                     stats.one_token_documents += document.bounds[1] < 2
                 for inst in create_instances_from_document(document, cfg, special, rng):
-                    records.append(example_encoder.encode(inst))
+                    records.append(encode(inst))
                     stats.tokens += len(inst.input_ids)
                     stats.masked += len(inst.masked_lm_positions)
                     stats.masked_mask += inst.mask_counts[0]
@@ -1267,9 +1125,10 @@ def summary_lines(stats: Stats, seconds: float, num_units: int, num_workers: int
         f"skipped non-UTF-8 lines: {stats.skipped_lines:,}",
         f"instances: {stats.instances:,}  tokens: {stats.tokens:,} "
         f"({stats.tokens / max(stats.instances, 1):.1f} per instance)",
-        f"masked: {stats.masked:,} tokens = {stats.masked / tokens:.2%} of tokens; "
-        f"[MASK] {stats.masked_mask / masked:.1%}, kept {stats.masked_keep / masked:.1%}, "
-        f"random {stats.masked_random / masked:.1%}",
+        (f"masked: {stats.masked:,} tokens = {stats.masked / tokens:.2%} of tokens; "
+         f"[MASK] {stats.masked_mask / masked:.1%}, kept {stats.masked_keep / masked:.1%}, "
+         f"random {stats.masked_random / masked:.1%}") if stats.masked else
+        "masked: none (--masking=dynamic: run_pretraining.py masks every epoch afresh)",
         f"SOP: {stats.swapped / max(stats.instances, 1):.2%} swapped (label 1)",
         f"single-sentence documents (cut in two): {stats.single_sentence_documents:,}; "
         f"one-token documents (no instance): {stats.one_token_documents:,}; "
@@ -1310,7 +1169,10 @@ def run(args: argparse.Namespace) -> Stats:
                              f"that file with TFRecords; name another output file")
     # Check the vocabulary here, before any worker starts.
     tokenizer = make_tokenizer(args.vocab_file, args.do_lower_case, args.spm_model_file)
-    special_ids_from_vocab(tokenizer.vocab, args.spm_model_file or args.vocab_file)
+    try:
+        special_ids_from_vocab(tokenizer.vocab, args.spm_model_file or args.vocab_file)
+    except ValueError as err:
+        raise InputError(str(err)) from None
     units = plan_work_units(input_files, max(1, int(args.work_unit_mb * (1 << 20))))
     if not units:
         raise InputError(f"the input is empty: {', '.join(input_files)}")
@@ -1325,7 +1187,7 @@ def run(args: argparse.Namespace) -> Stats:
     tmp_dir = tmp_dirs[output_dirs[0]]
     cfg = InstanceConfig(args.max_seq_length, args.max_predictions_per_seq, args.masked_lm_prob,
                          args.short_seq_prob, args.do_whole_word_mask, args.ngram,
-                         args.favor_shorter_ngram)
+                         args.favor_shorter_ngram, dynamic=args.masking == "dynamic")
     config = RunConfig(
         vocab_file=args.vocab_file, spm_model_file=args.spm_model_file, do_lower_case=args.do_lower_case,
         use_jieba=(args.do_whole_word_mask or args.wwm_subword_labels) and not args.non_chinese,

@@ -53,8 +53,8 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
     if "mlm" in heads:
         raise ValueError("export the backbone (AlbertModel) or a classifier, not the pretraining model")
     limit = albert.config.max_position_embeddings
-    if max_seq_length is not None and not 0 < max_seq_length <= limit:
-        raise ValueError(f"max_seq_length: {max_seq_length} is not in 1..max_position_embeddings ({limit})")
+    if max_seq_length is not None:
+        albert.config.check_sequence_length(max_seq_length)
     outputs = ["pooled_output", "sequence_output"] + (["logits", "probabilities"] if heads else [])
     if isinstance(model, modeling.AlbertTokenClassifier):
         outputs.append("tags")  # int32 [B,T]: decoded tag ids (Viterbi; the CRF's when the tagger has one)

@@ -52,13 +52,8 @@ def define_flags() -> None:
     flags.DEFINE_string("output_file", None, "Output path(s), comma-separated: .npy and/or .jsonl (pairs: scores).")
     flags.DEFINE_enum("input_format", "lines", ["lines", "pairs"], "lines: vectors; pairs: cosine similarities.")
     flags.DEFINE_enum("pooling", "cls", ["cls", "mean"], "cls: pooled_output; mean: mean of sequence_output.")
-    flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON.")
-    flags.DEFINE_string("vocab_file", None, "WordPiece vocab the model was pretrained with.")
-    flags.DEFINE_string("spm_model_file", None, "SentencePiece model (Google ALBERT); replaces --vocab_file.")
-    flags.DEFINE_bool("do_lower_case", True, "Lower-case the text (True for the Chinese vocabs).")
-    flags.DEFINE_string("init_checkpoint", None, "TF1 (albert_zh or Google) or TF2 checkpoint (also a fine-tuned one).")
-    flags.DEFINE_enum("model_family", None, list(modeling.MODEL_FAMILIES), "Overrides the config's model family.")
-    flags.DEFINE_integer("max_seq_length", 128, "Tokens per text, [CLS] and [SEP] included.")
+    cli.define_model_flags("TF1 (albert_zh or Google) or TF2 checkpoint (also a fine-tuned one).",
+                           "Tokens per text, [CLS] and [SEP] included.")
     flags.DEFINE_integer("batch_size", 32, "Texts per forward pass.")
     flags.DEFINE_enum("pair_score", "auto", ["auto", "cosine", "classifier"],
                       "pairs: classifier = P(label 1) of the checkpoint's 2-label head on [CLS] a [SEP] b [SEP]; "
@@ -182,9 +177,7 @@ def load_encoder(config_file: str, init_checkpoint: str, tokenizer: tokenization
     import checkpoints  # lazily, as the other CLIs
 
     config = modeling.AlbertConfig.from_json_file(config_file, model_family=model_family)
-    if max_seq_length > config.max_position_embeddings:
-        raise ValueError(f"--max_seq_length={max_seq_length} exceeds max_position_embeddings "
-                         f"({config.max_position_embeddings}) of {config_file}")
+    config.check_sequence_length(max_seq_length, config_file)
     config = checkpoints.config_for_checkpoint(config, init_checkpoint)
     model = modeling.AlbertModel(config)
     model.build()

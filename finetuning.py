@@ -10,6 +10,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import classifier_data
+import cli
 import input_pipeline
 import modeling
 import optimization
@@ -23,14 +24,9 @@ def define_flags(task_names: list[str], predict_help: str, unit: str = "example"
     loop's. ``unit``: what a line of the task files is, for the help texts."""
     flags.DEFINE_string("task_name", None, f"The task: {', '.join(sorted(task_names))}.")
     flags.DEFINE_string("data_dir", None, "Directory holding the task's train/dev/test files.")
-    flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the original's, Google's or BERT's).")
-    flags.DEFINE_string("vocab_file", None, "WordPiece vocab the model was pretrained with.")
-    flags.DEFINE_string("spm_model_file", None, "SentencePiece model (Google ALBERT); replaces --vocab_file.")
     flags.DEFINE_string("output_dir", None, "Checkpoints, cached features, eval/predict results, the best checkpoint.")
-    flags.DEFINE_string("init_checkpoint", None, "TF1 (albert_zh or Google) or TF2 checkpoint to start from.")
-    flags.DEFINE_enum("model_family", None, list(modeling.MODEL_FAMILIES), "Overrides the config's model family.")
-    flags.DEFINE_bool("do_lower_case", True, "Lower-case the text (True for the Chinese vocabs).")
-    flags.DEFINE_integer("max_seq_length", 128, f"Tokens per {unit} after WordPiece, [CLS] and [SEP]s included.")
+    cli.define_model_flags("TF1 (albert_zh or Google) or TF2 checkpoint to start from.",
+                           f"Tokens per {unit} after WordPiece, [CLS] and [SEP]s included.")
     flags.DEFINE_bool("do_train", False, "Fine-tune on the train file.")
     flags.DEFINE_bool("do_eval", False, "Evaluate on the dev file (each checkpoint while training, then the chosen "
                                         "one).")
@@ -115,9 +111,7 @@ def model_config(bert_config_file: str, *, model_family: str | None, max_seq_len
     """The config file, with the flag's model family, the checkpoint's family (when neither sets it) and the
     dropout overrides; checks max_seq_length against max_position_embeddings."""
     config = modeling.AlbertConfig.from_json_file(bert_config_file, model_family=model_family)
-    if max_seq_length > config.max_position_embeddings:
-        raise ValueError(f"--max_seq_length={max_seq_length} exceeds max_position_embeddings "
-                         f"({config.max_position_embeddings}) of {bert_config_file}")
+    config.check_sequence_length(max_seq_length, bert_config_file)
     if init_checkpoint:
         import checkpoints  # lazily: only runs with a checkpoint need it
         try:  # also when resuming: the run being resumed was built with the family this picks

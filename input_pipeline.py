@@ -28,6 +28,43 @@ def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> d
     }
 
 
+def unmasked_pretraining_features(max_seq_length: int) -> dict[str, tf.io.FixedLenFeature]:
+    """What ``create_pretraining_data.py --masking=dynamic`` writes: unmasked instances with their words marked."""
+    return {
+        "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "word_starts": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
+
+
+def dynamic_masker(cfg, special, seed: int) -> Callable[[dict[str, tf.Tensor], tf.Tensor, tf.Tensor],
+                                                        dict[str, tf.Tensor]]:
+    """(parsed unmasked batch, element ids [B], pipeline id) -> the static records' features, masked by
+    ``masking.mask_batch`` (``cfg``: masking.InstanceConfig, ``special``: masking.SpecialIds) in the host's
+    Python: the same rules as the static writer, one implementation."""
+    import masking
+
+    def mask(input_ids, input_mask, word_starts, element_ids, pipeline_id):
+        return masking.mask_batch(input_ids, input_mask, word_starts, element_ids, cfg, special,
+                                  seed=seed * 1_000_003 + int(pipeline_id))
+
+    def apply(features: dict[str, tf.Tensor], element_ids: tf.Tensor, pipeline_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        ids, positions, labels, weights = tf.numpy_function(
+            mask, [features["input_ids"], features["input_mask"], features["word_starts"], element_ids, pipeline_id],
+            [tf.int32, tf.int32, tf.int32, tf.float32], stateful=False)
+        batch, predictions = tf.shape(features["input_ids"])[0], cfg.max_predictions_per_seq
+        out = {k: v for k, v in features.items() if k != "word_starts"}
+        out["input_ids"] = tf.ensure_shape(ids, features["input_ids"].shape)
+        for name, value in (("masked_lm_positions", positions), ("masked_lm_ids", labels),
+                            ("masked_lm_weights", weights)):
+            out[name] = tf.reshape(value, [batch, predictions])
+        return out
+
+    return apply
+
+
 def classifier_features(max_seq_length: int) -> dict[str, tf.io.FixedLenFeature]:
     """Feature spec of the classifier's cached TFRecords (the original's run_classifier names)."""
     return {
@@ -74,12 +111,14 @@ def _parse(spec: dict[str, tf.io.FixedLenFeature]) -> Callable[[tf.Tensor], dict
 
 def make_dataset(files: list[str], spec: dict[str, tf.io.FixedLenFeature], batch_size: int, *, is_training: bool,
                  input_context: tf.distribute.InputContext | None = None, seed: int = 12345,
-                 skip_batches: int = 0, shuffle_buffer: int = 10000, drop_remainder: bool | None = None
-                 ) -> tf.data.Dataset:
+                 skip_batches: int = 0, shuffle_buffer: int = 10000, drop_remainder: bool | None = None,
+                 masker: Callable | None = None) -> tf.data.Dataset:
     """TFRecord files -> batches of parsed features.
 
     batch_size is per input pipeline (the loop passes the per-replica batch). Training: files shuffled, records
     interleaved (deterministically), shuffled, repeated forever, remainder dropped. Eval: one ordered pass.
+    masker (dynamic_masker): masks each parsed batch; it gets every record's position in this pipeline's stream
+    (counted after the shuffle, across epochs), so masks are fresh every epoch and the same after a resume.
     """
     n, index = (input_context.num_input_pipelines, input_context.input_pipeline_id) if input_context else (1, 0)
     ds = tf.data.Dataset.from_tensor_slices(files)
@@ -96,10 +135,17 @@ def make_dataset(files: list[str], spec: dict[str, tf.io.FixedLenFeature], batch
         ds = ds.shard(n, index)
     if is_training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if masker is not None:
+        ds = ds.enumerate()  # (position in the stream, record)
     ds = ds.batch(batch_size, drop_remainder=is_training if drop_remainder is None else drop_remainder)
     if skip_batches:
         ds = ds.skip(skip_batches)  # before parsing: skipped batches cost a read, not a parse
-    ds = ds.map(_parse(spec), num_parallel_calls=tf.data.AUTOTUNE)
+    parse = _parse(spec)
+    if masker is None:
+        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda ids, records: masker(parse(records), ids, tf.constant(index, tf.int64)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -122,14 +168,25 @@ def explain_data_error(files: list[str], err: Exception) -> Exception:
                         f"re-create it or leave it out of --input_file")
 
 
+STATIC, DYNAMIC = "static", "dynamic"  # masked records (the original's), or unmasked ones with word_starts
+
+
 def check_pretraining_data(files: list[str], max_seq_length: int, max_predictions_per_seq: int,
-                           vocab_size: int, num_records: int = 256, other_records: int = 16) -> None:
+                           vocab_size: int, num_records: int = 256, other_records: int = 16) -> str:
     """Checks the first records of every file (``num_records`` of the first, ``other_records`` of the others)
     against the flags and the config, with errors that name the file: a corrupt or truncated record, a sequence
-    length or prediction count other than the flags', an id the vocab does not have."""
+    length or prediction count other than the flags', an id the vocab does not have. Returns the records' masking,
+    STATIC or DYNAMIC (every file must have the same)."""
+    kinds = {}
     for index, path in enumerate(files):
-        check_pretraining_file(path, max_seq_length, max_predictions_per_seq, vocab_size,
-                               num_records if index == 0 else other_records)
+        kinds[path] = check_pretraining_file(path, max_seq_length, max_predictions_per_seq, vocab_size,
+                                             num_records if index == 0 else other_records)
+    if len(set(kinds.values())) > 1:
+        dynamic = next(p for p, k in kinds.items() if k == DYNAMIC)
+        static = next(p for p, k in kinds.items() if k == STATIC)
+        raise ValueError(f"{static} holds masked (static) records but {dynamic} unmasked (dynamic) ones: give "
+                         f"--input_file files of one kind")
+    return next(iter(kinds.values()))
 
 
 def _first_records(path: str, count: int) -> list[bytes]:
@@ -144,8 +201,8 @@ def _first_records(path: str, count: int) -> list[bytes]:
 
 
 def check_pretraining_file(path: str, max_seq_length: int, max_predictions_per_seq: int, vocab_size: int,
-                           num_records: int) -> None:
-    """Checks the first ``num_records`` records of ``path`` (see check_pretraining_data)."""
+                           num_records: int) -> str:
+    """Checks the first ``num_records`` records of ``path`` (see check_pretraining_data); returns its masking."""
     records = _first_records(path, num_records)
     if not records:
         raise ValueError(f"{path}: holds no records")
@@ -157,7 +214,9 @@ def check_pretraining_file(path: str, max_seq_length: int, max_predictions_per_s
     for name, feature in example.features.feature.items():
         kind = feature.WhichOneof("kind")
         lengths[name] = len(getattr(feature, kind).value)
-    expected = pretraining_features(max_seq_length, max_predictions_per_seq)
+    kind = DYNAMIC if "word_starts" in lengths and "masked_lm_positions" not in lengths else STATIC
+    expected = (unmasked_pretraining_features(max_seq_length) if kind == DYNAMIC else
+                pretraining_features(max_seq_length, max_predictions_per_seq))
     missing = sorted(set(expected) - set(lengths))
     if missing:
         raise ValueError(f"{path}: not pretraining data, features {missing} are missing (has {sorted(lengths)})")
@@ -165,7 +224,7 @@ def check_pretraining_file(path: str, max_seq_length: int, max_predictions_per_s
         raise ValueError(f"--max_seq_length={max_seq_length} but {path} holds sequences of "
                          f"{lengths['input_ids']}: pass --max_seq_length={lengths['input_ids']} (every input file "
                          f"must have the same length)")
-    if lengths["masked_lm_positions"] != max_predictions_per_seq:
+    if kind == STATIC and lengths["masked_lm_positions"] != max_predictions_per_seq:
         raise ValueError(f"--max_predictions_per_seq={max_predictions_per_seq} but {path} holds "
                          f"{lengths['masked_lm_positions']}: pass "
                          f"--max_predictions_per_seq={lengths['masked_lm_positions']} (every input file must match)")
@@ -175,7 +234,8 @@ def check_pretraining_file(path: str, max_seq_length: int, max_predictions_per_s
         first = str(err).splitlines()[0]
         raise ValueError(f"{path}: a record among the first {len(records)} differs from the first in its features "
                          f"({first})") from None
-    top = int(max(tf.reduce_max(parsed["input_ids"]), tf.reduce_max(parsed["masked_lm_ids"])))
+    top = int(max(tf.reduce_max(parsed[name]) for name in ("input_ids", "masked_lm_ids") if name in parsed))
     if top >= vocab_size:
         raise ValueError(f"{path} holds token id {top} but the config's vocab_size is {vocab_size}: "
                          f"the data was made with a larger vocab than the config describes")
+    return kind

@@ -151,6 +151,12 @@ class AlbertConfig:
                                  f"got {getattr(self, key)}")
         get_activation(self.hidden_act)
 
+    def check_sequence_length(self, max_seq_length: int, source: str = "the config") -> None:
+        """ValueError unless 1 <= max_seq_length <= max_position_embeddings (the flag and the numbers named)."""
+        if not 0 < max_seq_length <= self.max_position_embeddings:
+            raise ValueError(f"--max_seq_length={max_seq_length} is not in 1..max_position_embeddings "
+                             f"({self.max_position_embeddings}) of {source}")
+
     # -- derived ------------------------------------------------------------------------------------------------
     @property
     def factorized(self) -> bool:

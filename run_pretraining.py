@@ -29,14 +29,12 @@ import optimization
 import training
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the original's, Google's or BERT's).")
+cli.define_model_flags("TF1 (albert_zh or Google) or TF2 checkpoint to start from.",
+                       "Sequence length of the data (checked against it).", tokenizer=False)
 flags.DEFINE_string("input_file", None, "Comma-separated globs of pretraining TFRecords.")
 flags.DEFINE_string("eval_input_file", None,
                     "Held-out TFRecords for --do_eval (default: --input_file, as the original).")
 flags.DEFINE_string("output_dir", None, "Checkpoints, TensorBoard summaries and eval_results.txt go here.")
-flags.DEFINE_string("init_checkpoint", None, "TF1 (albert_zh or Google) or TF2 checkpoint to start from.")
-flags.DEFINE_enum("model_family", None, list(modeling.MODEL_FAMILIES), "Overrides the config's model family.")
-flags.DEFINE_integer("max_seq_length", 128, "Sequence length of the data (checked against it).")
 flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence in the data (checked).")
 flags.DEFINE_bool("do_train", False, "Train.")
 flags.DEFINE_bool("do_eval", False, "Evaluate (after training when both are set).")
@@ -50,6 +48,29 @@ optimization.define_flags("lamb")
 flags.DEFINE_float("poly_power", 1.0, "Power of the polynomial decay (1 = linear, the original's).")
 flags.DEFINE_integer("start_warmup_step", 0, "Google's option: warmup counts from this step.")
 training.define_flags()
+# Dynamic masking: data made by create_pretraining_data.py --masking=dynamic is masked here, every epoch afresh.
+flags.DEFINE_string("vocab_file", None, "Dynamic masking: the vocab the data was made with ([MASK] and the ids of "
+                    "the 10% random replacements).")
+flags.DEFINE_float("masked_lm_prob", 0.15, "Dynamic masking: share of the tokens to predict (create_pretraining_data's "
+                   "flag).")
+flags.DEFINE_integer("ngram", 1, "Dynamic masking: spans of up to N whole words, p(n) ~ 1/n.")
+flags.DEFINE_bool("favor_shorter_ngram", True, "Dynamic masking: false reverses the n-gram weights.")
+
+
+def dynamic_masker():
+    """The input pipeline's masker for unmasked (--masking=dynamic) records, from the masking flags."""
+    import masking
+    import tokenization
+
+    if not FLAGS.vocab_file:
+        raise ValueError("--input_file holds unmasked records (create_pretraining_data.py --masking=dynamic): pass "
+                         "--vocab_file, the vocab they were made with, so that they can be masked here")
+    special = masking.special_ids_from_vocab(tokenization.load_vocab(FLAGS.vocab_file), FLAGS.vocab_file)
+    cfg = masking.InstanceConfig(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.masked_lm_prob,
+                                 ngram=FLAGS.ngram, favor_shorter_ngram=FLAGS.favor_shorter_ngram)
+    print(f"dynamic masking: {FLAGS.masked_lm_prob:.0%} of the tokens (at most {FLAGS.max_predictions_per_seq}), "
+          f"whole words marked in the data, n-grams up to {FLAGS.ngram}; fresh masks every epoch", flush=True)
+    return input_pipeline.dynamic_masker(cfg, special, FLAGS.seed)
 
 
 def pretraining_task(config: modeling.AlbertConfig) -> training.Task:
@@ -114,21 +135,24 @@ def main(_) -> None:
     strategy = training.strategy_from_flags(FLAGS)  # first: multi-worker setup must precede other TF work
     training.set_precision(FLAGS.mixed_precision, FLAGS.use_xla)
     config = effective_config(FLAGS.output_dir, FLAGS.bert_config_file, FLAGS.model_family, FLAGS.init_checkpoint)
-    if FLAGS.max_seq_length > config.max_position_embeddings:
-        raise ValueError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings "
-                         f"({config.max_position_embeddings}) of {FLAGS.bert_config_file}")
+    config.check_sequence_length(FLAGS.max_seq_length, FLAGS.bert_config_file)
     files = input_pipeline.expand_files(FLAGS.input_file)
     eval_files = input_pipeline.expand_files(FLAGS.eval_input_file) if FLAGS.eval_input_file else files
-    for checked in {files[0]: files, eval_files[0]: eval_files}.values():
-        input_pipeline.check_pretraining_data(checked, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
-                                              config.vocab_size)
+    kinds = {input_pipeline.check_pretraining_data(checked, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+                                                   config.vocab_size)
+             for checked in {files[0]: files, eval_files[0]: eval_files}.values()}
+    if len(kinds) > 1:
+        raise ValueError("--input_file and --eval_input_file hold different kinds of records (static and dynamic "
+                         "masking): make both the same way")
+    masker = dynamic_masker() if kinds == {input_pipeline.DYNAMIC} else None
     tf.io.gfile.makedirs(FLAGS.output_dir)
     saved_config = os.path.join(FLAGS.output_dir, EFFECTIVE_CONFIG)
     if training.is_chief(strategy) and not tf.io.gfile.exists(saved_config):
         with tf.io.gfile.GFile(saved_config, "w") as f:
             f.write(config.to_json_string())
     task = pretraining_task(config)
-    spec = input_pipeline.pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+    spec = (input_pipeline.unmasked_pretraining_features(FLAGS.max_seq_length) if masker else
+            input_pipeline.pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq))
 
     def make_optimizer():
         return optimization.create_optimizer(FLAGS.learning_rate, FLAGS.num_train_steps, FLAGS.num_warmup_steps,
@@ -144,10 +168,11 @@ def main(_) -> None:
         def dataset_fn(ctx, start_step):
             return input_pipeline.make_dataset(
                 files, spec, trainer.per_replica_batch, is_training=True, input_context=ctx, seed=FLAGS.seed,
-                skip_batches=start_step)
+                skip_batches=start_step, masker=masker)
         trainer.train(dataset_fn, files)
     if FLAGS.do_eval:
-        dataset = input_pipeline.make_dataset(eval_files, spec, FLAGS.eval_batch_size, is_training=False)
+        dataset = input_pipeline.make_dataset(eval_files, spec, FLAGS.eval_batch_size, is_training=False,
+                                              masker=masker)  # dynamic: the same masks on every evaluation
         results = training.evaluate(strategy, trainer.model, task, dataset, FLAGS.max_eval_steps, eval_files)
         if trainer.chief:
             write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results, trainer.step)

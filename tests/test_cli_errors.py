@@ -85,3 +85,9 @@ def test_full_disks_and_unwritable_folders_get_the_fix():
     assert "/data/out.tfrecord" in cli._message(full)
     denied = PermissionError(errno.EACCES, "Permission denied", "/readonly/out")
     assert "/readonly/out" in cli._message(denied) and "cannot be written" in cli._message(denied)
+
+
+def test_the_shared_model_flags_name_the_model_families():
+    import modeling
+
+    assert cli.MODEL_FAMILIES == tuple(modeling.MODEL_FAMILIES)
