@@ -165,6 +165,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--work_unit_mb", type=float, default=1.0,
                    help="Input is processed in units of about this many MB cut at blank lines; "
                         "it sets the shuffle scope and bounds memory (changing it changes the output).")
+    p.add_argument("--interleave_units", type=int, default=32,
+                   help="Records of this many work units alternate in the output, so that a stretch of records (a "
+                        "batch, a shuffle buffer) mixes text from across the corpus; memory holds that many units' "
+                        "records of one pass. 1: each unit's records in one block (changing it changes the output).")
     p.add_argument("--decode_errors", choices=("fail", "skip"), default="fail",
                    help="A line that is not UTF-8: fail naming file and line, or skip and count it.")
     p.add_argument("--log_examples", type=int, default=1,
@@ -187,6 +191,7 @@ def parse_flags(argv: Sequence[str] | None = None) -> argparse.Namespace:
         (args.ngram >= 1, "--ngram must be >= 1"),
         (args.num_workers >= 1, "--num_workers must be >= 1"),
         (args.work_unit_mb > 0, "--work_unit_mb must be > 0"),
+        (args.interleave_units >= 1, "--interleave_units must be >= 1"),
         (not (args.masking == "dynamic" and args.wwm_subword_labels),
          "--wwm_subword_labels needs --masking=static: dynamic masking labels each token with its input id"),
     ]
@@ -827,6 +832,7 @@ class Stats:
     documents_split_at_unit: int = 0
     skipped_lines: int = 0
     input_bytes: int = 0
+    units_per_window: float = 0.0  # distinct work units per DIVERSITY_WINDOW consecutive output records
     long_sentences: int = 0  # lines with more tokens than an instance holds
     long_sentence_tokens_lost: int = 0  # their tokens past that limit: never in any instance
 
@@ -1026,31 +1032,65 @@ class Progress:
               file=sys.stderr, flush=True)
 
 
+DIVERSITY_WINDOW = 1024  # records: about what a training batch and its shuffle buffer draw from at a time
+
+
+class Diversity:
+    """Mean number of distinct work units (places in the corpus) among each DIVERSITY_WINDOW consecutive records."""
+
+    def __init__(self):
+        self.windows, self.units_seen, self._current, self._count = 0, 0, set(), 0
+
+    def add(self, unit: int) -> None:
+        self._current.add(unit)
+        self._count += 1
+        if self._count == DIVERSITY_WINDOW:
+            self.windows += 1
+            self.units_seen += len(self._current)
+            self._current, self._count = set(), 0
+
+    @property
+    def mean(self) -> float:
+        return self.units_seen / self.windows if self.windows else float(len(self._current))
+
+
+def _pass_frames(result: UnitResult, pass_index: int) -> list[bytes]:
+    with open(result.path, "rb") as f:
+        f.seek(result.offsets[pass_index])
+        return list(iter_frames(f.read(result.offsets[pass_index + 1] - result.offsets[pass_index])))
+
+
 def write_tfrecords(results: Sequence[UnitResult], output_files: Sequence[str], dupe_factor: int,
-                    random_seed: int, tmp_dirs: Mapping[str, str]) -> None:
-    """Writes the passes in order (units block-shuffled per pass), round-robin over the
-    output files, to temporary files in ``tmp_dirs`` (by output folder) that are renamed only when
-    everything is written. The units' temporary files already hold finished frames: this only copies them."""
+                    random_seed: int, tmp_dirs: Mapping[str, str], interleave_units: int = 1) -> Diversity:
+    """Writes the passes in order, round-robin over the output files, to temporary files in ``tmp_dirs`` (by output
+    folder) that are renamed only when everything is written; returns the records' source diversity.
+
+    In each pass the units come in a shuffled order, ``interleave_units`` at a time, and the records of those units
+    alternate (one from each in turn), so that any stretch of records mixes text from that many places in the
+    corpus; memory holds that many units' records of one pass. The units' temporary files already hold finished
+    frames: this only copies them."""
     total = sum(r.stats.instances for r in results)
     progress = Progress(float(total), "instances")
     temp_names = [partial_name(name, tmp_dirs[str(Path(name).resolve().parent)]) for name in output_files]
     writers = [open(name, "wb") for name in temp_names]
+    diversity = Diversity()
     try:
         written = 0
         for pass_index in range(dupe_factor):
-            order = np.random.default_rng(_seed(random_seed, 1, pass_index)).permutation(len(results))
-            for i in order.tolist():
-                r = results[i]
-                with open(r.path, "rb") as f:
-                    f.seek(r.offsets[pass_index])
-                    data = f.read(r.offsets[pass_index + 1] - r.offsets[pass_index])
+            order = np.random.default_rng(_seed(random_seed, 1, pass_index)).permutation(len(results)).tolist()
+            for group_start in range(0, len(order), interleave_units):
+                group = order[group_start:group_start + interleave_units]
+                frames = [_pass_frames(results[i], pass_index) for i in group]
+                interleaved = []  # (unit, frame): each unit's first record, then each one's second, ...
+                for rank in range(max(map(len, frames), default=0)):
+                    interleaved += [(unit, f[rank]) for unit, f in zip(group, frames) if rank < len(f)]
                 if len(writers) == 1:
-                    writers[0].write(data)
-                    written += r.pass_counts[pass_index]
-                else:
-                    for frame in iter_frames(data):
+                    writers[0].write(b"".join(frame for _, frame in interleaved))
+                for unit, frame in interleaved:
+                    if len(writers) > 1:
                         writers[written % len(writers)].write(frame)
-                        written += 1
+                    diversity.add(unit)
+                    written += 1
                 progress.update(float(written), written, "writing")
         for writer in writers:
             writer.close()
@@ -1062,6 +1102,7 @@ def write_tfrecords(results: Sequence[UnitResult], output_files: Sequence[str], 
         for temp in temp_names:
             if os.path.exists(temp):
                 os.remove(temp)
+    return diversity
 
 
 # Temporary folders are named TEMP_PREFIX + the writer's pid + "-" + random; a run removes those of dead writers.
@@ -1133,6 +1174,8 @@ def summary_lines(stats: Stats, seconds: float, num_units: int, num_workers: int
         f"single-sentence documents (cut in two): {stats.single_sentence_documents:,}; "
         f"one-token documents (no instance): {stats.one_token_documents:,}; "
         f"documents cut at a work-unit boundary: {stats.documents_split_at_unit:,}",
+        f"batch diversity: {stats.units_per_window:.1f} work units (places in the corpus) per {DIVERSITY_WINDOW:,} "
+        f"consecutive records ({num_units} units in all)",
         f"lines longer than an instance holds: {stats.long_sentences:,} "
         f"({stats.long_sentence_tokens_lost:,} tokens past the limit dropped"
         f"{'; put one sentence on each line' if stats.long_sentences else ''})",
@@ -1222,7 +1265,9 @@ def run(args: argparse.Namespace) -> Stats:
         for text in first.examples if first else []:
             print(f"[{_PROG}] *** Example ***\n{text}", file=sys.stderr)
         ordered = [results[key] for key in sorted(results)]
-        write_tfrecords(ordered, output_files, args.dupe_factor, args.random_seed, tmp_dirs)
+        diversity = write_tfrecords(ordered, output_files, args.dupe_factor, args.random_seed, tmp_dirs,
+                                    args.interleave_units)
+        stats.units_per_window = diversity.mean
     finally:
         for directory in tmp_dirs.values():
             shutil.rmtree(directory, ignore_errors=True)

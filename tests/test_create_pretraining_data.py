@@ -658,3 +658,23 @@ def test_the_subword_labels_flag_keeps_its_old_name():
     assert cpd.parse_flags(common + ["--seed_wwm_labels=true"]).wwm_subword_labels
     assert not cpd.parse_flags(common + ["--seed_wwm_labels", "--noseed_wwm_labels"]).wwm_subword_labels
     assert not cpd.parse_flags(common).wwm_subword_labels
+
+
+def test_records_of_many_units_are_interleaved(tmp_path, vocab_file, capsys, monkeypatch):
+    """14.4: a stretch of output records mixes several work units (places in the corpus) instead of one unit's
+    block; the summary says how many per 1,024 records, and the output stays the same for any --num_workers."""
+    documents = [[f"第{d}篇文章的第{s}句话，我们去公园散步吧。" for s in range(8)] for d in range(300)]
+    corpus = write_corpus(tmp_path / "corpus.txt", documents)
+    monkeypatch.setattr(cpd, "DIVERSITY_WINDOW", 32)  # the test's units hold ~20 records a pass, not thousands
+
+    def make(name: str, interleave: int, workers: int = 1) -> tuple[bytes, float]:
+        out = tmp_path / f"{name}.tfrecord"
+        assert run_cli(base_args(corpus, vocab_file, out, dupe_factor=4, work_unit_mb=0.01,
+                                 interleave_units=interleave, num_workers=workers)) == 0
+        line = next(x for x in capsys.readouterr().err.splitlines() if "batch diversity" in x)
+        return out.read_bytes(), float(line.split("batch diversity: ")[1].split()[0])
+
+    _, blocks = make("blocks", 1)
+    interleaved, mixed = make("mixed", 8)
+    assert blocks < 2.5 and mixed > 3 * blocks, (blocks, mixed)
+    assert make("mixed_2", 8, workers=2)[0] == interleaved
