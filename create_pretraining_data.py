@@ -1141,6 +1141,72 @@ def remove_stale_temporaries(directory: str) -> None:
         print(f"[{_PROG}] removed {entry.path} ({size / 1e6:.1f} MB), left by a killed run", file=sys.stderr)
 
 
+PATH_FLAGS = ("input_file", "output_file", "vocab_file", "spm_model_file")
+
+
+def run_with_remote_paths(args: argparse.Namespace) -> Stats:
+    """``run`` for gs:// (or any TensorFlow file system) paths: remote inputs and vocab are copied to a local staging
+    folder (the workers read byte ranges of local files in parallel), outputs are written there and uploaded when
+    complete, under a temporary name renamed at the end. Only this path imports TensorFlow (for tf.io.gfile)."""
+    import tensorflow as tf
+
+    staging = tempfile.mkdtemp(prefix=".create_pretraining_data-remote-")
+    local = argparse.Namespace(**vars(args))
+
+    def fetch(path: str, index: int) -> str:
+        target = os.path.join(staging, f"in{index:05d}-{os.path.basename(path)}")
+        try:
+            tf.io.gfile.copy(path, target, overwrite=True)
+        except tf.errors.OpError as err:
+            raise InputError(f"cannot read {path}: {err.message.splitlines()[0]}") from None
+        return target
+
+    def remote_matches(pattern: str) -> list[str]:
+        try:
+            matched = sorted(tf.io.gfile.glob(pattern))
+        except tf.errors.OpError as err:
+            raise InputError(f"--input_file: cannot list {pattern}: {err.message.splitlines()[0]}") from None
+        if not matched:
+            raise InputError(f"--input_file: no file matches {pattern!r} (or it cannot be reached)")
+        return matched
+
+    try:
+        inputs: list[str] = []
+        for pattern in (p.strip() for p in args.input_file.split(",") if p.strip()):
+            inputs += [fetch(p, len(inputs) + i) for i, p in enumerate(remote_matches(pattern))] \
+                if "://" in pattern else [pattern]
+        local.input_file = ",".join(inputs)
+        for flag in ("vocab_file", "spm_model_file"):
+            value = getattr(args, flag)
+            if value and "://" in value:
+                setattr(local, flag, fetch(value, 99999))
+        uploads: list[tuple[str, str]] = []
+        outputs = []
+        for index, name in enumerate(o.strip() for o in args.output_file.split(",") if o.strip()):
+            if "://" not in name:
+                outputs.append(name)
+                continue
+            folder = name.rsplit("/", 1)[0]
+            try:
+                tf.io.gfile.makedirs(folder)
+            except tf.errors.OpError as err:
+                raise InputError(f"--output_file: cannot write to {folder}: {err.message.splitlines()[0]}") from None
+            staged = os.path.join(staging, "out", f"{index}-{os.path.basename(name)}")
+            outputs.append(staged)
+            uploads.append((staged, name))
+        local.output_file = ",".join(outputs)
+        stats = run(local)
+        for staged, remote in uploads:
+            folder, base = remote.rsplit("/", 1)
+            partial = f"{folder}/.{base}.partial-{os.getpid()}"
+            tf.io.gfile.copy(staged, partial, overwrite=True)
+            tf.io.gfile.rename(partial, remote, overwrite=True)
+            print(f"[{_PROG}] uploaded {remote}", file=sys.stderr, flush=True)
+        return stats
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def expand_input_files(patterns: str) -> list[str]:
     """Comma-separated paths/globs -> files (each glob sorted, so the order is reproducible)."""
     files: list[str] = []
@@ -1191,13 +1257,9 @@ def run(args: argparse.Namespace) -> Stats:
     Raises:
       InputError: bad input files, vocabulary or corpus.
     """
+    if any("://" in (getattr(args, flag) or "") for flag in PATH_FLAGS):
+        return run_with_remote_paths(args)
     started = time.monotonic()
-    for flag in ("input_file", "output_file", "vocab_file", "spm_model_file"):
-        value = getattr(args, flag) or ""
-        if "://" in value:  # Python file I/O would write a local ./gs:/... folder and report success
-            raise InputError(f"--{flag}={value}: cloud paths are not supported by this script (it reads and writes "
-                             f"local files in byte ranges, in parallel); write locally, then copy, e.g. "
-                             f"gsutil -m cp OUTPUT gs://...")
     input_files = expand_input_files(args.input_file)
     output_files = [o.strip() for o in args.output_file.split(",") if o.strip()]
     if not output_files or len(set(output_files)) != len(output_files):

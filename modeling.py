@@ -176,9 +176,11 @@ class AlbertConfig:
     @classmethod
     def from_json_file(cls, json_file: str, **overrides: Any) -> "AlbertConfig":
         """Reads a JSON config; ``overrides`` (e.g. ``model_family=...``) replace keys, None values are ignored."""
-        with open(json_file, encoding="utf-8") as reader:
+        if not tf.io.gfile.exists(json_file):
+            raise FileNotFoundError(f"config file not found: {json_file}")
+        with tf.io.gfile.GFile(json_file, "r") as reader:  # local paths and gs:// alike
             try:
-                values = json.load(reader)
+                values = json.loads(reader.read())
             except json.JSONDecodeError as err:
                 raise ValueError(f"{json_file}: not valid JSON ({err})") from err
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -110,15 +110,29 @@ def printable_text(text: str | bytes) -> str:
 
 # --------------------------------------------------------------------------- vocab
 
+def read_text_file(path: str | Path) -> str:
+    """A UTF-8 text file's contents; a URL (gs://, any TensorFlow file system) through tf.io.gfile, imported only
+    then, so that local use never loads TensorFlow."""
+    if "://" in str(path):
+        import tensorflow as tf
+
+        if not tf.io.gfile.exists(str(path)):
+            raise FileNotFoundError(f"not found (or not reachable): '{path}'")
+        with tf.io.gfile.GFile(str(path), "rb") as f:
+            return f.read().decode("utf-8")
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 def _read_vocab_tokens(vocab_file: str | Path) -> list[str]:
     """Returns the vocab file's tokens, one a line, in line order (line number = id)."""
-    path = Path(vocab_file)
-    if not path.is_file():
+    path = vocab_file if "://" in str(vocab_file) else Path(vocab_file)
+    if not isinstance(path, str) and not path.is_file():
         raise FileNotFoundError(f"vocab file not found: '{path}' (expected a text file, one token a line)")
-    with path.open("r", encoding="utf-8") as reader:
-        # Trailing whitespace goes, as in HF's tokenizers and Google's BERT: the albert_zh
-        # vocab has lines "\u2028" and "##\u2028", which so become "" and "##".
-        tokens = [line.rstrip() for line in reader]
+    # Trailing whitespace goes, as in HF's tokenizers and Google's BERT: the albert_zh
+    # vocab has lines "\u2028" and "##\u2028", which so become "" and "##". Lines end at \n only.
+    text = read_text_file(path)
+    tokens = [line.rstrip() for line in (text[:-1] if text.endswith("\n") else text).split("\n")] if text else []
     if not tokens:
         raise ValueError(f"vocab file is empty: '{path}'")
     return tokens

@@ -528,15 +528,34 @@ def test_empty_corpus_and_bad_vocab_fail_clearly(workdir, corpus_file, vocab_fil
 
 # --------------------------------------------------------------------------- work units
 
-def test_an_output_that_is_an_input_or_a_cloud_path_is_refused(workdir, corpus_file, vocab_file, capsys):
-    """--output_file equal to the corpus once replaced it with TFRecord bytes (exit 0); a gs:// output was written
-    to a local ./gs:/ folder and reported as success."""
+def test_an_output_that_is_an_input_is_refused(workdir, corpus_file, vocab_file, capsys):
+    """--output_file equal to the corpus once replaced it with TFRecord bytes (exit 0)."""
     before = corpus_file.read_bytes()
-    for output, message in ((corpus_file, "is an --input_file"), (vocab_file, "is the --vocab_file"),
-                            ("gs://bucket/out.tfrecord", "cloud paths are not supported")):
+    for output, message in ((corpus_file, "is an --input_file"), (vocab_file, "is the --vocab_file")):
         assert run_cli(base_args(corpus_file, vocab_file, output)) == 1
         assert message in capsys.readouterr().err
-    assert corpus_file.read_bytes() == before and not Path("gs:").exists()
+    assert corpus_file.read_bytes() == before
+
+
+def test_cloud_paths_read_and_write_through_tf_io_gfile(tmp_path, corpus_file, vocab_file, capsys):
+    """14.3: inputs, vocab and outputs on a TensorFlow file system (TF's in-memory ram://, standing in for gs://):
+    the same bytes as a local run, nothing written to a local folder named after the URL, and an unreachable URL
+    named in the error."""
+    tf = pytest.importorskip("tensorflow")
+    local = tmp_path / "local.tfrecord"
+    assert run_cli(base_args(corpus_file, vocab_file, local)) == 0
+    root = f"ram://cpd-{os.getpid()}"
+    tf.io.gfile.makedirs(f"{root}/in")
+    for path in (corpus_file, vocab_file):
+        tf.io.gfile.copy(str(path), f"{root}/in/{path.name}", overwrite=True)
+    remote = f"{root}/out/data.tfrecord"
+    assert run_cli(base_args(f"{root}/in/corpus*.txt", f"{root}/in/{vocab_file.name}", remote)) == 0
+    with tf.io.gfile.GFile(remote, "rb") as f:
+        assert f.read() == local.read_bytes()
+    assert tf.io.gfile.listdir(f"{root}/out") == ["data.tfrecord"]  # no partial left beside it
+    assert not Path("ram:").exists() and not (Path.cwd() / "ram:").exists()
+    assert run_cli(base_args(f"{root}/missing/*.txt", vocab_file, tmp_path / "x.tfrecord")) == 1
+    assert f"no file matches '{root}/missing/*.txt'" in capsys.readouterr().err
 
 
 def test_work_units_cut_at_blank_lines(tmp_path):
@@ -678,3 +697,20 @@ def test_records_of_many_units_are_interleaved(tmp_path, vocab_file, capsys, mon
     interleaved, mixed = make("mixed", 8)
     assert blocks < 2.5 and mixed > 3 * blocks, (blocks, mixed)
     assert make("mixed_2", 8, workers=2)[0] == interleaved
+
+
+def test_configs_and_vocabs_load_from_cloud_paths(vocab_file):
+    """14.3: --bert_config_file and --vocab_file accept TensorFlow file-system URLs (ram:// stands in for gs://)."""
+    tf = pytest.importorskip("tensorflow")
+    import modeling
+
+    root = f"ram://paths-{os.getpid()}"
+    tf.io.gfile.makedirs(root)
+    tf.io.gfile.copy(str(vocab_file), f"{root}/vocab.txt", overwrite=True)
+    with tf.io.gfile.GFile(f"{root}/config.json", "w") as f:
+        f.write('{"vocab_size": 99, "hidden_size": 32, "num_attention_heads": 4}')
+    assert modeling.AlbertConfig.from_json_file(f"{root}/config.json").vocab_size == 99
+    remote = tokenization.FullTokenizer(f"{root}/vocab.txt")
+    assert remote.vocab == tokenization.FullTokenizer(str(vocab_file)).vocab
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        modeling.AlbertConfig.from_json_file(f"{root}/none.json")
