@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import create_pretraining_data as cpd
+import tfrecord_io
 import tokenization
 from data import build_vocab, prepare_demo_corpus
 
@@ -369,7 +370,7 @@ def _reference_masked_crc32c(data: bytes) -> int:
 
 def test_masked_crc32c_matches_definition_across_batches_and_lengths(monkeypatch):
     """Records longer than the tables so far (they grow) and batches split at the byte limit."""
-    monkeypatch.setattr(cpd, "_CRC_BATCH_BYTES", 3000)
+    monkeypatch.setattr(tfrecord_io, "_CRC_BATCH_BYTES", 3000)
     rng = np.random.default_rng(7)
     records = [rng.integers(0, 256, int(n)).astype(np.uint8).tobytes() for n in rng.integers(0, 700, 40)]
     records += [b"", b"\x00" * 9, bytes(range(256)) * 9, b"", b"x"]  # 2304 bytes: past the first table size
