@@ -129,4 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import cli  # noqa: E402  (the repo root: bad input prints one clean line, see cli.clean_errors)
+
+    sys.exit(cli.clean_errors(main)())
