@@ -97,7 +97,7 @@ def test_every_format_round_trips(classifier, tmp_path, fmt, quantize):
 
 def test_clear_errors(classifier, tmp_path):
     model, d = classifier
-    with pytest.raises(ValueError, match=r"max_seq_length: 64 is not in 1..max_position_embeddings \(32\)"):
+    with pytest.raises(ValueError, match=r"--max_seq_length=64 is not in 1..max_position_embeddings \(32\)"):
         export_model.export(model, str(tmp_path / "x"), "litert", 64)
     with pytest.raises(ValueError, match="--format='tflite': expected one of saved_model, litert, onnx"):
         export_model.export(model, str(tmp_path / "x"), "tflite", SEQ)
@@ -199,6 +199,6 @@ def test_tokenizer_errors(classifier, tmp_path, text_vocab):
         export_model.main(base)
     with pytest.raises(SystemExit):  # ... and a SavedModel
         export_model.main(base + [f"--vocab_file={text_vocab}", "--format=litert"])
-    with pytest.raises(ValueError, match=r"max_seq_length: 33 is not in 1..max_position_embeddings \(32\)"):
+    with pytest.raises(ValueError, match=r"--max_seq_length=33 is not in 1..max_position_embeddings \(32\)"):
         export_model.main(base + [f"--vocab_file={text_vocab}", "--max_seq_length=33"])
     assert not (tmp_path / "x").exists()
