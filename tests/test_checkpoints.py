@@ -430,6 +430,7 @@ def test_saved_model_serves_without_project_code(tmp_path):
     assert_close(dict(np.load(tmp_path / "classifier_out.npz")), ref, ("logits", "probabilities", "pooled_output"))
 
 
+@pytest.mark.slow  # a subprocess (CLI, converter or replicas): the full run, not the edit loop
 def test_checkpoints_cli_describes_a_checkpoint(tmp_path):
     """``python checkpoints.py CKPT`` (it used to do nothing and exit 0): format, family, heads, config sizes."""
     config = small_config(num_hidden_groups=1)

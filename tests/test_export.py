@@ -116,6 +116,7 @@ def test_clear_errors(classifier, tmp_path):
     assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
 
 
+@pytest.mark.slow  # a subprocess (CLI, converter or replicas): the full run, not the edit loop
 def test_a_nan_export_never_gets_its_final_name(classifier, tmp_path, monkeypatch):
     """An ONNX runtime that answers NaN (as broken TFLite ALBERT exports did): the export fails and leaves no file."""
     model, _ = classifier

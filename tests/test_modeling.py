@@ -440,6 +440,7 @@ def test_every_weight_is_in_a_tf_checkpoint(tmp_path, share, groups):
         assert any(k.startswith("model/albert/encoder/attention_") for k in keys)
 
 
+@pytest.mark.slow  # a subprocess (CLI, converter or replicas): the full run, not the edit loop
 def test_test_changes_script_asserts_all_three_changes():
     import subprocess
     import sys

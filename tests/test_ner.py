@@ -147,6 +147,7 @@ def test_tagger_learns_the_names_and_writes_every_output(ner_task, tmp_path, use
     assert read_results(out / "eval_results.txt")["eval_f1"] == pytest.approx(dev["eval_f1"])
 
 
+@pytest.mark.slow  # a subprocess (CLI, converter or replicas): the full run, not the edit loop
 def test_bad_line_fails_with_file_and_line_before_training(ner_task, tmp_path):
     data = tmp_path / "data"
     data.mkdir()

@@ -298,6 +298,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a subprocess (CLI, converter or replicas): the full run, not the edit loop
 def test_mirrored_two_replicas_equal_one_device():
     """The clip applies to the cross-replica sum, so 2 replicas of 2 examples == 1 device of 4 examples."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
