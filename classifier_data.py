@@ -125,14 +125,15 @@ def _looks_like_column_name(value: str) -> bool:
     return bool(_COLUMN_NAME.match(value.strip()))
 
 
-def split_lines(text: str) -> list[str]:
+def split_lines(text: str | bytes) -> list:
     """Lines split at ``\n`` only (a ``\r`` before it is dropped), as the original's readers did. ``str.splitlines``
     would also split at U+2028/U+2029/U+0085 and \x0b/\x0c/\x1c-\x1e, which occur inside Chinese web text and
-    valid JSON strings."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
+    valid JSON strings. Bytes split the same way (``\n`` never occurs inside a UTF-8 sequence)."""
+    newline, carriage = ("\n", "\r") if isinstance(text, str) else (b"\n", b"\r")
+    lines = text.split(newline)
+    if lines and not lines[-1]:
         lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    return [line[:-1] if line.endswith(carriage) else line for line in lines]
 
 
 def read_text_lines(path: str, undecodable: list[str] | None = None) -> list[str | None]:
@@ -150,9 +151,9 @@ def read_text_lines(path: str, undecodable: list[str] | None = None) -> list[str
     try:
         return split_lines(data.decode("utf-8"))
     except UnicodeDecodeError:
-        pass  # find the line; \n never occurs inside a UTF-8 sequence, so splitting the bytes is safe
+        pass  # find the line: split the bytes, then decode line by line
     lines: list[str | None] = []
-    for number, raw in enumerate(split_lines_bytes(data), start=1):
+    for number, raw in enumerate(split_lines(data), start=1):
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as err:
@@ -162,14 +163,6 @@ def read_text_lines(path: str, undecodable: list[str] | None = None) -> list[str
             undecodable.append(where)
             lines.append(None)
     return lines
-
-
-def split_lines_bytes(data: bytes) -> list[bytes]:
-    """split_lines for bytes."""
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
 def _read_lines(path: str, undecodable: list[str] | None = None) -> Iterator[tuple[int, str]]:

@@ -868,11 +868,12 @@ def write_tfrecords(results: Sequence[UnitResult], output_files: Sequence[str], 
                     interleaved += [(unit, f[rank]) for unit, f in zip(group, frames) if rank < len(f)]
                 if len(writers) == 1:
                     writers[0].write(b"".join(frame for _, frame in interleaved))
-                for unit, frame in interleaved:
-                    if len(writers) > 1:
-                        writers[written % len(writers)].write(frame)
+                else:
+                    for offset, (_, frame) in enumerate(interleaved):
+                        writers[(written + offset) % len(writers)].write(frame)
+                for unit, _ in interleaved:
                     diversity.add(unit)
-                    written += 1
+                written += len(interleaved)
                 progress.update(float(written), written, "writing")
         for writer in writers:
             writer.close()

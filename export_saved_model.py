@@ -52,7 +52,6 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
     albert, heads = checkpoints.split_model(model)
     if "mlm" in heads:
         raise ValueError("export the backbone (AlbertModel) or a classifier, not the pretraining model")
-    limit = albert.config.max_position_embeddings
     if max_seq_length is not None:
         albert.config.check_sequence_length(max_seq_length)
     outputs = ["pooled_output", "sequence_output"] + (["logits", "probabilities"] if heads else [])
@@ -75,9 +74,7 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
         serve(ones, ones, tf.zeros_like(ones))
     signatures = {"serving_default": serve}
     if tokenizer is not None:
-        if tokenizer.max_seq_length > limit:
-            raise ValueError(f"the tokenizer's max_seq_length {tokenizer.max_seq_length} exceeds "
-                             f"max_position_embeddings ({limit})")
+        albert.config.check_sequence_length(tokenizer.max_seq_length)
         module.tokenizer = tokenizer  # tracks its lookup tables
 
         @tf.function

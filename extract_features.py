@@ -104,15 +104,22 @@ class SentenceEncoder:
 
     def batches(self, texts: Sequence[str], batch_size: int = 32) -> Iterator[tuple[np.ndarray, int]]:
         """(vectors [b, H], how many of the b texts were truncated) for each batch of ``texts``, in order."""
-        for begin in range(0, len(texts), batch_size):
-            features, truncated = pack([(text, None) for text in texts[begin:begin + batch_size]], self.tokenizer,
-                                       self.max_seq_length)
-            yield self._forward(*features).numpy().astype(np.float32), truncated
+        return run_batches(self._forward, [(text, None) for text in texts], self.tokenizer, self.max_seq_length,
+                           batch_size)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """[N, H] float32 vectors of ``texts``."""
         vectors = [v for v, _ in self.batches(texts, batch_size)]
         return np.concatenate(vectors) if vectors else np.zeros([0, 0], np.float32)
+
+
+def run_batches(forward, pairs: Sequence[tuple[str, str | None]], tokenizer: tokenization.FullTokenizer,
+                max_seq_length: int, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """(forward's float32 output, how many inputs were truncated) for each batch of ``pairs`` (text_b None: a single
+    text), in order."""
+    for begin in range(0, len(pairs), batch_size):
+        features, truncated = pack(pairs[begin:begin + batch_size], tokenizer, max_seq_length)
+        yield forward(*features).numpy().astype(np.float32), truncated
 
 
 def pack(pairs: Sequence[tuple[str, str | None]], tokenizer: tokenization.FullTokenizer, max_seq_length: int
@@ -144,9 +151,7 @@ class PairClassifier:
         self._forward = forward
 
     def batches(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> Iterator[tuple[np.ndarray, int]]:
-        for begin in range(0, len(pairs), batch_size):
-            features, truncated = pack(pairs[begin:begin + batch_size], self.tokenizer, self.max_seq_length)
-            yield self._forward(*features).numpy().astype(np.float32), truncated
+        return run_batches(self._forward, pairs, self.tokenizer, self.max_seq_length, batch_size)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

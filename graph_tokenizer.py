@@ -28,7 +28,6 @@ than a non-spacing one (``tokenization`` sends those through its reference path)
 from __future__ import annotations
 
 import functools
-import unicodedata
 
 import numpy as np
 import tensorflow as tf
@@ -66,8 +65,7 @@ def character_map(do_lower_case: bool) -> tuple[dict[int, str], tuple[np.ndarray
         char = chr(code_point)
         text = tokenization._normalise_char(char, do_lower_case)
         if text == tokenization._COMPLEX:
-            stripped = "".join(c for c in unicodedata.normalize("NFD", char) if unicodedata.category(c) != "Mn")
-            text = tokenization._spaced_punctuation(tokenization._lower_case(stripped))
+            text = tokenization._spaced_punctuation(tokenization._lower_case(tokenization._strip_accents(char)))
             text = f" {text} " if tokenization.is_chinese_char(char) else text
         if text == char:
             continue
