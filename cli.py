@@ -1,30 +1,51 @@
-"""What the argparse CLIs share: absl-style boolean flags (``--flag``, ``--flag=false``, ``--noflag``), so that
-command lines written for the original albert_zh's absl scripts keep working. No TensorFlow import here."""
+"""What the CLIs share: one flag library (absl, the original albert_zh's: ``--flag=false`` and ``--noflag`` both
+work), the model/tokenizer/checkpoint flags, errors at the CLI boundary and progress lines. No TensorFlow import."""
 
 from __future__ import annotations
 
-import argparse
+import sys
+from typing import Callable, Sequence
+
+from absl import flags
+
+HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull")
 
 
-def str2bool(value: str | bool) -> bool:
-    """Parses absl-style booleans: true/false, True/False, 1/0, yes/no (bare flag = True)."""
-    if isinstance(value, bool):
-        return value
-    lowered = value.strip().lower()
-    if lowered in ("true", "t", "1", "yes", "y"):
-        return True
-    if lowered in ("false", "f", "0", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {value!r}")
+def usage_error(message: str, prog: str | None = None) -> None:
+    """Exits with status 2 after ``PROG: error: message`` (the same words as a flag absl refuses)."""
+    prog = prog or _prog()
+    print(f"{prog}: error: {message}\nTry --help.", file=sys.stderr)
+    sys.exit(2)
 
 
-def add_bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help_text: str,
-                  aliases: tuple[str, ...] = ()) -> None:
-    """Adds --name, --name=true/false and absl's --noname (and the same for each old name in ``aliases``)."""
-    parser.add_argument(f"--{name}", *(f"--{a}" for a in aliases), dest=name, type=str2bool, nargs="?", const=True,
-                        default=default, metavar="BOOL", help=help_text)
-    for flag in (name, *aliases):
-        parser.add_argument(f"--no{flag}", dest=name, action="store_false", help=argparse.SUPPRESS)
+def parse_flags(argv: Sequence[str] | None, define: Callable[[flags.FlagValues], None],
+                description: str) -> flags.FlagValues:
+    """Parses ``argv`` (default ``sys.argv[1:]``) into fresh absl flags, which ``define(flag_values)`` declares.
+
+    For CLIs whose ``main(argv)`` is also called in-process (tests, notebooks): a private FlagValues per call, so
+    that calls never share state and modules never clash over a flag name in absl's global registry. ``--help``
+    prints ``description`` and every flag once, then exits 0; a bad or missing flag exits 2 naming it.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flag_values = flags.FlagValues()
+    define(flag_values)
+    if any(arg in HELP_FLAGS for arg in argv):
+        print(f"usage: {_prog()} [--flag=value ...]\n\n{description}\n")
+        print(flag_values.get_help(include_special_flags=False))
+        sys.exit(0)
+    try:
+        rest = flag_values([_prog(), *argv])[1:]
+    except flags.Error as err:
+        usage_error(str(err))
+    if rest:
+        usage_error(f"unexpected arguments {' '.join(rest)!r}: every input is a --flag=value")
+    return flag_values
+
+
+def _prog() -> str:
+    import os
+
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c") else "albert_zh"
 
 
 # --------------------------------------------------------------------------- absl flags the model CLIs share
@@ -32,20 +53,25 @@ def add_bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, hel
 MODEL_FAMILIES = ("brightmart", "google")  # modeling.MODEL_FAMILIES (a test checks), without importing TensorFlow
 
 
-def define_model_flags(init_help: str, length_help: str, tokenizer: bool = True) -> None:
-    """The model, tokenizer and checkpoint flags of the absl CLIs (the original's names), defined in one place:
-    --bert_config_file, --init_checkpoint, --model_family, --max_seq_length and, with ``tokenizer``,
-    --vocab_file, --spm_model_file, --do_lower_case."""
-    from absl import flags
-
-    flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the original's, Google's or BERT's).")
-    flags.DEFINE_string("init_checkpoint", None, init_help)
-    flags.DEFINE_enum("model_family", None, list(MODEL_FAMILIES), "Overrides the config's model family.")
-    flags.DEFINE_integer("max_seq_length", 128, length_help)
+def define_model_flags(init_help: str, length_help: str, tokenizer: bool = True,
+                       flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """The model, tokenizer and checkpoint flags of the CLIs (the original's names), defined in one place:
+    --bert_config_file (alias --albert_config_file), --init_checkpoint, --model_family, --max_seq_length and, with
+    ``tokenizer``, --vocab_file, --spm_model_file, --do_lower_case."""
+    fv = flag_values
+    flags.DEFINE_string("bert_config_file", None, "ALBERT config JSON (the original's, Google's or BERT's).",
+                        flag_values=fv)
+    flags.DEFINE_alias("albert_config_file", "bert_config_file", flag_values=fv)
+    flags.DEFINE_string("init_checkpoint", None, init_help, flag_values=fv)
+    flags.DEFINE_enum("model_family", None, list(MODEL_FAMILIES), "Overrides the config's model family.",
+                      flag_values=fv)
+    flags.DEFINE_integer("max_seq_length", 128, length_help, flag_values=fv)
     if tokenizer:
-        flags.DEFINE_string("vocab_file", None, "WordPiece vocab the model was pretrained with.")
-        flags.DEFINE_string("spm_model_file", None, "SentencePiece model (Google ALBERT); replaces --vocab_file.")
-        flags.DEFINE_bool("do_lower_case", True, "Lower-case the text (True for the Chinese vocabs).")
+        flags.DEFINE_string("vocab_file", None, "WordPiece vocab the model was pretrained with.", flag_values=fv)
+        flags.DEFINE_string("spm_model_file", None, "SentencePiece model (Google ALBERT); replaces --vocab_file.",
+                            flag_values=fv)
+        flags.DEFINE_bool("do_lower_case", True, "Lower-case the text (True for the Chinese vocabs).",
+                          flag_values=fv)
 
 
 # --------------------------------------------------------------------------- errors at the CLI boundary
@@ -74,8 +100,6 @@ def _message(err: BaseException) -> str:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    import sys
-
     errors = USER_ERRORS
     tf = sys.modules.get("tensorflow")  # only when the CLI has loaded it: this module never imports TF
     if tf is not None:
@@ -88,7 +112,6 @@ def clean_errors(main):
     and exits with status 1, without the traceback above it; ``ALBERT_ZH_TRACEBACK=1`` shows the traceback."""
     import functools
     import os
-    import sys
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
@@ -97,8 +120,7 @@ def clean_errors(main):
         except Exception as err:
             if os.environ.get(TRACEBACK_ENV) or not isinstance(err, _user_errors()):
                 raise
-            prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c") else "albert_zh"
-            print(f"{prog}: error: {_message(err)}\n(set {TRACEBACK_ENV}=1 to see the traceback)", file=sys.stderr)
+            print(f"{_prog()}: error: {_message(err)}\n(set {TRACEBACK_ENV}=1 to see the traceback)", file=sys.stderr)
             sys.exit(1)
 
     return wrapped

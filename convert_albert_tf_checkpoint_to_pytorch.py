@@ -27,7 +27,6 @@ SOP logits land in BERT's ``seq_relationship`` head (label 0 = original order, a
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from absl import flags
 
 import checkpoints
 import cli
@@ -222,27 +222,35 @@ def write_hf_directory(model: keras.Model, out_dir: str, labels: list[str] | Non
     return architecture
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    """The converter's flags, on ``fv`` (see cli.parse_flags): the old converters' names."""
+    flags.DEFINE_string("tf_checkpoint_path", None, "Checkpoint prefix or directory (TF1 or ours).", flag_values=fv)
+    flags.DEFINE_string("albert_config_file", None, "The model's JSON config.", flag_values=fv)
+    flags.DEFINE_alias("bert_config_file", "albert_config_file", flag_values=fv)
+    flags.DEFINE_string("pytorch_dump_path", None, "Output directory (a path ending in .bin means its directory).",
+                        flag_values=fv)
+    flags.DEFINE_integer("num_labels", None, "Classifier label count (default: what the checkpoint holds).",
+                         flag_values=fv)
+    flags.DEFINE_enum("model_family", None, list(modeling.MODEL_FAMILIES), "Overrides the config's model family.",
+                      flag_values=fv)
+    flags.DEFINE_bool("token_classification", False,
+                      "The checkpoint is a run_ner.py tagger (implied when it has a CRF).", flag_values=fv)
+    flags.DEFINE_string("tag_list_file", None, "Tag names for id2label (run_ner.py's output_dir/tag_list.txt).",
+                        flag_values=fv)
+    flags.mark_flags_as_required(["tf_checkpoint_path", "albert_config_file", "pytorch_dump_path"], flag_values=fv)
+
+
+def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
+    return cli.parse_flags(argv, define_flags, __doc__)
+
+
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tf_checkpoint_path", required=True, help="checkpoint prefix or directory (TF1 or ours)")
-    parser.add_argument("--albert_config_file", "--bert_config_file", dest="config_file", required=True,
-                        help="the model's JSON config")
-    parser.add_argument("--pytorch_dump_path", required=True,
-                        help="output directory (a path ending in .bin means its directory)")
-    parser.add_argument("--num_labels", type=int, default=None,
-                        help="classifier label count (default: what the checkpoint holds)")
-    parser.add_argument("--model_family", choices=modeling.MODEL_FAMILIES, default=None,
-                        help="override the config's model_family")
-    parser.add_argument("--token_classification", action="store_true",
-                        help="the checkpoint is a run_ner.py tagger (implied when it has a CRF)")
-    parser.add_argument("--tag_list_file", default=None,
-                        help="tag names for id2label (run_ner.py's output_dir/tag_list.txt)")
-    args = parser.parse_args(argv)
+    args = parse_flags(argv)
     out_dir = args.pytorch_dump_path
     if out_dir.endswith(".bin"):  # the old converters took a pytorch_model.bin file path
         out_dir = os.path.dirname(out_dir) or "."
     tagger = args.token_classification or checkpoints.inspect_checkpoint(args.tf_checkpoint_path).has_crf
-    model, _ = checkpoints.model_from_checkpoint(args.config_file, args.tf_checkpoint_path, tagger=tagger,
+    model, _ = checkpoints.model_from_checkpoint(args.albert_config_file, args.tf_checkpoint_path, tagger=tagger,
                                                  model_family=args.model_family, num_labels=args.num_labels)
     labels = None
     if args.tag_list_file:

@@ -59,7 +59,7 @@ demo_data() {
       --masked_lm_prob=0.25 --dupe_factor=$([ $split = unlabelled ] && echo 2 || echo 1) --random_seed=12345 \
       --num_workers=2
   done
-  python data/demo_report.py --demo_output "$OUT" --entropy reviews "$OUT/pretrain_data/reviews_unlabelled.tfrecord"
+  python data/demo_report.py --demo_output "$OUT" --entropy="reviews=$OUT/pretrain_data/reviews_unlabelled.tfrecord"
 }
 timed data demo_data
 

@@ -29,7 +29,6 @@ and renamed when complete. The runtimes come from requirements-export.txt.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 
 import checkpoints
 import cli
@@ -197,36 +197,48 @@ def export(model, export_dir: str, fmt: str, max_seq_length: int, quantize: str 
     return final
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    """export_model.py's flags, on ``fv`` (see cli.parse_flags)."""
+    cli.define_model_flags("Checkpoint prefix or directory (TF1 or ours).",
+                           "The exported model's sequence length (at most max_position_embeddings).", flag_values=fv)
+    flags.DEFINE_string("export_dir", None, "Where the export goes (the SavedModel, model.tflite or model.onnx).",
+                        flag_values=fv)
+    flags.DEFINE_enum("format", "saved_model", list(FORMATS), "What to export.", flag_values=fv)
+    flags.DEFINE_enum("quantize", "none", list(QUANTIZATIONS), "dynamic_int8: int8 weights (LiteRT, ONNX).",
+                      flag_values=fv)
+    flags.DEFINE_integer("num_labels", None, "Classifier labels or tagger tags; 0 = backbone only; default: what "
+                         "the checkpoint holds.", flag_values=fv)
+    flags.DEFINE_enum("classifier_pooling", "cls", list(modeling.CLASSIFIER_POOLINGS),
+                      "The pooling the classifier was fine-tuned with (run_classifier.py's flag).", flag_values=fv)
+    flags.DEFINE_bool("token_classification", False, "A run_ner.py tagger (implied by a CRF in the checkpoint).",
+                      flag_values=fv)
+    flags.DEFINE_string("tag_list_file", None, "run_ner.py's tag_list.txt: decode under its BIO constraints (as "
+                        "run_ner.py does).", flag_values=fv)
+    flags.DEFINE_bool("with_tokenizer", False, "SavedModel only: add serving_text(text_a) / "
+                      "serving_text_pair(text_a, text_b), which take raw UTF-8 text and tokenize in the graph "
+                      "(needs --vocab_file).", flag_values=fv)
+    flags.mark_flags_as_required(["bert_config_file", "init_checkpoint", "export_dir"], flag_values=fv)
+
+
+def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
+    """Parses and checks the flags (exit status 2 with ``PROG: error: ...`` when they do not fit together)."""
+    fv = cli.parse_flags(argv, define_flags, __doc__)
+    if fv.with_tokenizer:
+        if fv.spm_model_file:
+            cli.usage_error("--with_tokenizer tokenizes with a WordPiece --vocab_file only: a SentencePiece model "
+                            "(--spm_model_file) has no in-graph tokenizer here; tokenize in the app and feed ids")
+        if not fv.vocab_file:
+            cli.usage_error("--with_tokenizer needs --vocab_file")
+        if fv.format != "saved_model":
+            cli.usage_error(f"--with_tokenizer needs --format=saved_model (not {fv.format}): LiteRT and ONNX have no "
+                            f"string ops for it; tokenize in the app and feed ids")
+    return fv
+
+
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bert_config_file", "--albert_config_file", dest="config_file", required=True)
-    parser.add_argument("--init_checkpoint", required=True, help="checkpoint prefix or directory (TF1 or ours)")
-    parser.add_argument("--export_dir", required=True)
-    parser.add_argument("--format", choices=FORMATS, default="saved_model")
-    parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
-                        help="dynamic_int8: int8 weights (LiteRT, ONNX)")
-    parser.add_argument("--max_seq_length", type=int, default=128)
-    parser.add_argument("--num_labels", type=int, default=None,
-                        help="classifier labels or tagger tags; 0 = backbone only; default: what the checkpoint holds")
-    parser.add_argument("--model_family", choices=modeling.MODEL_FAMILIES, default=None)
-    parser.add_argument("--classifier_pooling", choices=modeling.CLASSIFIER_POOLINGS, default="cls")
-    parser.add_argument("--token_classification", action="store_true",
-                        help="a run_ner.py tagger (implied by a CRF in the checkpoint)")
-    parser.add_argument("--tag_list_file", default=None,
-                        help="run_ner.py's tag_list.txt: decode under its BIO constraints (as run_ner.py does)")
-    parser.add_argument("--with_tokenizer", action="store_true",
-                        help="SavedModel only: add serving_text(text_a) / serving_text_pair(text_a, text_b), which "
-                             "take raw UTF-8 text and tokenize in the graph (needs --vocab_file)")
-    parser.add_argument("--vocab_file", default=None, help="the WordPiece vocab the model was trained with")
-    cli.add_bool_flag(parser, "do_lower_case", True, "the tokenizer's casing (true for the Chinese vocabs)")
-    args = parser.parse_args(argv)
+    args = parse_flags(argv)
     tokenizer = None
     if args.with_tokenizer:
-        if not args.vocab_file:
-            parser.error("--with_tokenizer needs --vocab_file")
-        if args.format != "saved_model":
-            parser.error(f"--with_tokenizer needs --format=saved_model (not {args.format}): LiteRT and ONNX have no "
-                         f"string ops for it; tokenize in the app and feed ids")
         tokenizer = graph_tokenizer.GraphTokenizer(args.vocab_file, args.do_lower_case, args.max_seq_length)
     tagger = args.token_classification or bool(args.tag_list_file) or \
         checkpoints.inspect_checkpoint(args.init_checkpoint).has_crf
@@ -234,7 +246,7 @@ def main(argv: list[str] | None = None) -> str:
     if args.tag_list_file:
         with open(args.tag_list_file, encoding="utf-8") as f:
             constraints = ner_data.bio_constraints([line.strip() for line in f if line.strip()])
-    model, _ = checkpoints.model_from_checkpoint(args.config_file, args.init_checkpoint,
+    model, _ = checkpoints.model_from_checkpoint(args.bert_config_file, args.init_checkpoint,
                                                  model_family=args.model_family, num_labels=args.num_labels,
                                                  classifier_pooling=args.classifier_pooling, tagger=tagger,
                                                  constraints=constraints)
@@ -246,7 +258,6 @@ def main(argv: list[str] | None = None) -> str:
         check_text_signatures(path, tokenizer, args.vocab_file, args.do_lower_case)
         print(f"serving_text / serving_text_pair: ids equal the Python tokenizer's on {len(CHECK_TEXTS)} check texts")
     return path
-
 
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ inside the graph with core TensorFlow ops (no Python tokenizer, no custom ops on
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import keras
 import tensorflow as tf
+from absl import flags
 
 import checkpoints
 import cli
@@ -93,19 +93,25 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
     return outputs
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    """export_saved_model.py's flags, on ``fv`` (see cli.parse_flags)."""
+    cli.define_model_flags("Checkpoint prefix or directory (TF1 or ours).",
+                           "The length of the check call (at most max_position_embeddings).", tokenizer=False,
+                           flag_values=fv)
+    flags.DEFINE_string("export_dir", None, "Where the SavedModel goes.", flag_values=fv)
+    flags.DEFINE_integer("num_labels", 0, "Classifier label count; 0 = backbone only.", flag_values=fv)
+    flags.DEFINE_enum("classifier_pooling", "cls", list(modeling.CLASSIFIER_POOLINGS),
+                      "The pooling the classifier was fine-tuned with (run_classifier.py's flag).", flag_values=fv)
+    flags.mark_flags_as_required(["bert_config_file", "init_checkpoint", "export_dir"], flag_values=fv)
+
+
+def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
+    return cli.parse_flags(argv, define_flags, __doc__)
+
+
 def main(argv: list[str] | None = None) -> list[str]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bert_config_file", "--albert_config_file", dest="config_file", required=True)
-    parser.add_argument("--init_checkpoint", required=True, help="checkpoint prefix or directory (TF1 or ours)")
-    parser.add_argument("--export_dir", required=True)
-    parser.add_argument("--max_seq_length", type=int, default=128)
-    parser.add_argument("--num_labels", type=int, default=0, help="classifier label count; 0 = backbone only")
-    parser.add_argument("--model_family", choices=modeling.MODEL_FAMILIES, default=None,
-                        help="override the config's model_family")
-    parser.add_argument("--classifier_pooling", choices=modeling.CLASSIFIER_POOLINGS, default="cls",
-                        help="the pooling the classifier was fine-tuned with (run_classifier.py's flag)")
-    args = parser.parse_args(argv)
-    model, _ = checkpoints.model_from_checkpoint(args.config_file, args.init_checkpoint,
+    args = parse_flags(argv)
+    model, _ = checkpoints.model_from_checkpoint(args.bert_config_file, args.init_checkpoint,
                                                  model_family=args.model_family, num_labels=args.num_labels,
                                                  classifier_pooling=args.classifier_pooling)
     return export_saved_model(model, args.export_dir, args.max_seq_length)

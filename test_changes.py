@@ -95,9 +95,9 @@ def check_sentence_order_head() -> None:
                  "masked_lm_positions": np.array([[1, 5]], np.int32)})
     assert tuple(out["sop_logits"].shape) == (1, 2)
     assert tuple(out["mlm_logits"].shape) == (1, 2, config.vocab_size)
-    import create_pretraining_data
+    import pretraining_instances
 
-    stats = create_pretraining_data.check_sop_semantics()  # asserts layout, contiguity, label meaning, balance
+    stats = pretraining_instances.check_sop_semantics()  # asserts layout, contiguity, label meaning, balance
     assert 0.4 < stats["swapped_fraction"] < 0.6, stats
     print("3. sentence-order prediction: 2-way head on the pooled output; the data has "
           f"[CLS] A [SEP] B [SEP] from one document, label 0 = original order, 1 = swapped "

@@ -148,11 +148,11 @@ def run_seed(args):
     import jieba
     import tensorflow as tf
 
-    import create_pretraining_data as cpd
+    import masking
     import tokenization
     jieba.setLogLevel(60)
     tokenizer = tokenization.FullTokenizer(args.vocab_file, do_lower_case=True)
-    cfg = cpd.InstanceConfig(args.max_seq_length, args.max_predictions_per_seq, 0.15, 0.1, True)
+    cfg = masking.InstanceConfig(args.max_seq_length, args.max_predictions_per_seq, 0.15, 0.1, True)
     rng = random.Random(12345)
     documents = [[]]
     with open(args.input_file, encoding="utf-8") as f:

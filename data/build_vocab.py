@@ -19,18 +19,19 @@ needed (create_pretraining_data.py labels Chinese words with plain character ids
 
 from __future__ import annotations
 
-import argparse
 import collections
 import glob
 import sys
 from pathlib import Path
 from typing import Iterable
 
+from absl import flags
+
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import cli  # noqa: E402  (bad input prints one clean line, see cli.clean_errors)
 import tokenization  # noqa: E402
-from cli import str2bool  # noqa: E402
 
 SPECIAL_TOKENS = (["[PAD]"] + [f"[unused{i}]" for i in range(1, 100)] +
                   ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "<S>", "<T>"])
@@ -72,16 +73,22 @@ def _read_lines(patterns: str) -> Iterable[str]:
                 yield from f
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("input_file", None, "Corpus file(s): comma-separated globs.", flag_values=fv)
+    flags.DEFINE_string("output_file", None, "vocab.txt to write.", flag_values=fv)
+    flags.DEFINE_bool("do_lower_case", True, "Lower-case as the tokenizer will.", flag_values=fv)
+    flags.DEFINE_integer("min_count", 1, "Drop tokens seen fewer times.", flag_values=fv)
+    flags.DEFINE_integer("max_size", None, "Cap (drops the rarest whole words).", flag_values=fv)
+    flags.DEFINE_bool("cjk_subword_pieces", False, "Also add ##字 pieces.", flag_values=fv)
+    flags.mark_flags_as_required(["input_file", "output_file"], flag_values=fv)
+
+
+def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
+    return cli.parse_flags(argv, define_flags, __doc__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input_file", required=True, help="Corpus file(s): comma-separated globs.")
-    parser.add_argument("--output_file", required=True, help="vocab.txt to write.")
-    parser.add_argument("--do_lower_case", type=str2bool, nargs="?", const=True, default=True,
-                        help="Lower-case as the tokenizer will (default true).")
-    parser.add_argument("--min_count", type=int, default=1, help="Drop tokens seen fewer times.")
-    parser.add_argument("--max_size", type=int, default=None, help="Cap (drops the rarest whole words).")
-    parser.add_argument("--cjk_subword_pieces", action="store_true", help="Also add ##字 pieces.")
-    args = parser.parse_args(argv)
+    args = parse_flags(argv)
     vocab = build_vocab(_read_lines(args.input_file), args.do_lower_case, args.min_count,
                         args.max_size, args.cjk_subword_pieces)
     Path(args.output_file).parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +98,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import cli  # noqa: E402  (the repo root: bad input prints one clean line, see cli.clean_errors)
-
     sys.exit(cli.clean_errors(main)())

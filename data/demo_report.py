@@ -14,12 +14,14 @@ Inputs are what the demo's steps leave behind, read as files (nothing is recompu
     below it means the model reads the context; at it, the model has learned frequencies only (the "plateau");
   * ``timings.tsv`` (stage, seconds), written by demo.sh.
 
-Usage (demo.sh runs it): python data/demo_report.py --demo_output OUT --shipped_dir pretrained/albert_demo_zh
+Usage (demo.sh runs both: the first right after making the pretraining data, the second at the end):
+
+    python data/demo_report.py --demo_output OUT --entropy=reviews=OUT/pretrain_data/reviews_unlabelled.tfrecord
+    python data/demo_report.py --demo_output OUT --shipped_dir pretrained/albert_demo_zh
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import math
@@ -27,6 +29,13 @@ import os
 import sys
 from pathlib import Path
 from typing import Iterable
+
+from absl import flags
+
+if __package__ in (None, ""):  # run as a script: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cli  # noqa: E402  (the repo root's: flags, and bad input prints one clean line)
 
 GAIN_GOAL_POINTS = 3.0  # what the demo sets out to show: pretrained ≥ random init + 3 points
 PAIRS_GOAL = 0.60
@@ -293,21 +302,37 @@ def summary_lines(results: dict) -> list[str]:
     ]
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("demo_output", None, "The demo's OUT directory.", flag_values=fv)
+    flags.DEFINE_string("shipped_dir", "pretrained/albert_demo_zh", "The shipped checkpoint.", flag_values=fv)
+    flags.DEFINE_multi_string("entropy", None, "NAME=TFRECORD_GLOB: only count the masked-token unigram entropy of "
+                              "these TFRecords into OUT/masked_token_entropy.json and exit (demo.sh does it right "
+                              "after making the data)", flag_values=fv)
+    flags.register_validator("entropy", lambda values: all(_entropy_pair(v) for v in values or ()),
+                             "expected NAME=TFRECORD_GLOB, e.g. --entropy=reviews=OUT/pretrain_data/*.tfrecord",
+                             flag_values=fv)
+    flags.mark_flags_as_required(["demo_output"], flag_values=fv)
+
+
+def _entropy_pair(value: str) -> tuple[str, str] | None:
+    """``NAME=GLOB`` -> (NAME, GLOB); None when either part is missing."""
+    name, sep, pattern = value.partition("=")
+    return (name, pattern) if sep and name and pattern else None
+
+
+def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
+    return cli.parse_flags(argv, define_flags, __doc__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--demo_output", required=True, help="The demo's OUT directory.")
-    parser.add_argument("--shipped_dir", default="pretrained/albert_demo_zh", help="The shipped checkpoint.")
-    parser.add_argument("--entropy", nargs=2, action="append", metavar=("NAME", "TFRECORD_GLOB"),
-                        help="Only count the masked-token unigram entropy of these TFRecords into "
-                             "OUT/masked_token_entropy.json and exit (demo.sh does it right after making the data).")
-    args = parser.parse_args(argv)
+    args = parse_flags(argv)
     out = Path(args.demo_output)
     if args.entropy:
         import glob
 
         path = out / ENTROPY_FILE
         known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        for name, pattern in args.entropy:
+        for name, pattern in map(_entropy_pair, args.entropy):
             files = sorted(glob.glob(pattern))
             if not files:
                 raise SystemExit(f"demo_report.py: no TFRecord matches {pattern!r}")
@@ -326,7 +351,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import cli  # noqa: E402  (the repo root: bad input prints one clean line, see cli.clean_errors)
-
     sys.exit(cli.clean_errors(main)())

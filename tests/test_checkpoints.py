@@ -432,7 +432,7 @@ def test_saved_model_serves_without_project_code(tmp_path):
 
 @pytest.mark.slow  # a subprocess (CLI, converter or replicas): the full run, not the edit loop
 def test_checkpoints_cli_describes_a_checkpoint(tmp_path):
-    """``python checkpoints.py CKPT`` (it used to do nothing and exit 0): format, family, heads, config sizes."""
+    """``python checkpoints.py CKPT`` prints the format, family, heads, config sizes."""
     config = small_config(num_hidden_groups=1)
     model = built(modeling.AlbertClassifier(config, 3))
     prefix = checkpoints.write_tf1_checkpoint(model, str(tmp_path / "model.ckpt"))
@@ -445,7 +445,7 @@ def test_checkpoints_cli_describes_a_checkpoint(tmp_path):
 
 
 def test_a_truncated_checkpoint_is_named(tmp_path):
-    """13.19: a .data file cut short (an interrupted copy) is an error naming the checkpoint and the fix, not a
+    """a .data file cut short (an interrupted copy) is an error naming the checkpoint and the fix, not a
     bare IndexError."""
     config = small_config(num_hidden_groups=1)
     model = modeling.AlbertModel(config)
@@ -483,7 +483,7 @@ def test_google_family_with_e_equal_h_has_no_mapping_and_converts(tmp_path):
 
 
 def test_a_grouped_ffn_checkpoint_is_refused_with_the_reason(tmp_path, google_ckpt):
-    """13.11: the original's *_google_fast checkpoints store grouped dense kernels [G, in/G, out/G]: refused as
+    """the original's *_google_fast checkpoints store grouped dense kernels [G, in/G, out/G]: refused as
     unsupported, not with a bare shape error."""
     _, hf = google_ckpt
     arrays = tf1.google_from_hf({k: v.detach().numpy() for k, v in hf.state_dict().items()}, LAYERS, 2)

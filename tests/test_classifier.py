@@ -319,7 +319,7 @@ def test_pair_similarities_in_batches(news, backbone_ckpt, tmp_path):
 
 
 def test_pair_scores_come_from_the_classifier_head_when_there_is_one(news, backbone_ckpt, tmp_path):
-    """13.9: with a fine-tuned 2-label head, --pair_score=auto scores [CLS] a [SEP] b [SEP] with it (the original's
+    """with a fine-tuned 2-label head, --pair_score=auto scores [CLS] a [SEP] b [SEP] with it (the original's
     similarity.py); a backbone gives the cosine; the output says which. 13.17: outputs are checked before anything
     is encoded, and a run killed before the end leaves no file under the output's name."""
     config = modeling.AlbertConfig.from_json_file(str(news / "config.json"))

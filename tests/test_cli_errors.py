@@ -1,4 +1,4 @@
-"""13.20: every CLI reports bad input as one clean line (``PROG: error: ...``, exit status 1), not under a traceback;
+"""every CLI reports bad input as one clean line (``PROG: error: ...``, exit status 1), not under a traceback;
 ALBERT_ZH_TRACEBACK=1 brings the traceback back. cli.clean_errors keeps the traceback of what is a bug."""
 
 from __future__ import annotations

@@ -9,14 +9,29 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pytest
 
 import create_pretraining_data as cpd
+import masking
+import pretraining_instances
 import tfrecord_io
 import tokenization
+import work_units
 from data import build_vocab, prepare_demo_corpus
+from pretraining_instances import (
+    Document,
+    Sentence,
+    SentenceEncoder,
+    TrainingInstance,
+    check_sop_semantics,
+    chinese_word_starts,
+    create_instances_from_document,
+    segmenter_cut,
+    truncate_seq_pair,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,17 +89,17 @@ def tokenizer(vocab_file):
 
 
 def encode_documents(tokenizer, use_jieba=True, wwm_subword_labels=False):
-    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=use_jieba, wwm_subword_labels=wwm_subword_labels)
-    return [cpd.Document([encoder.encode(s) for s in doc]) for doc in CORPUS_DOCUMENTS]
+    encoder = SentenceEncoder(tokenizer, use_jieba=use_jieba, wwm_subword_labels=wwm_subword_labels)
+    return [Document([encoder.encode(s) for s in doc]) for doc in CORPUS_DOCUMENTS]
 
 
 def make_instances(documents, special, passes, **cfg_kwargs):
-    cfg = cpd.InstanceConfig(**{"max_seq_length": 128, "max_predictions_per_seq": 20, **cfg_kwargs})
+    cfg = masking.InstanceConfig(**{"max_seq_length": 128, "max_predictions_per_seq": 20, **cfg_kwargs})
     instances = []
     for p in range(passes):
         rng = np.random.default_rng(p)
         for doc in documents:
-            instances.extend(cpd.create_instances_from_document(doc, cfg, special, rng))
+            instances.extend(create_instances_from_document(doc, cfg, special, rng))
     return instances
 
 
@@ -119,8 +134,8 @@ def test_flags_accept_absl_syntax():
     assert args.max_seq_length == 64 and args.dupe_factor == 10 and args.random_seed == 12345
     args = cpd.parse_flags(common + ["--do_whole_word_mask=false", "--nodo_lower_case"])
     assert not args.do_whole_word_mask and not args.do_lower_case
-    for value, expected in [("true", True), ("True", True), ("1", True), ("False", False), ("no", False)]:
-        assert cpd.str2bool(value) is expected
+    for value, expected in [("true", True), ("True", True), ("1", True), ("False", False), ("f", False)]:
+        assert cpd.parse_flags(common + [f"--do_whole_word_mask={value}"]).do_whole_word_mask is expected
     with pytest.raises(SystemExit):
         cpd.parse_flags(common + ["--do_whole_word_mask=maybe"])
     with pytest.raises(SystemExit):
@@ -131,38 +146,71 @@ def test_flags_accept_absl_syntax():
 
 def test_chinese_words_of_any_length_are_grouped(tokenizer):
     tokens = tokenizer.tokenize("中华人民共和国成立了")
-    starts = cpd.chinese_word_starts(tokens, lambda text: ["中华人民共和国", "成立", "了"])
+    starts = chinese_word_starts(tokens, lambda text: ["中华人民共和国", "成立", "了"])
     assert starts == [True] + [False] * 6 + [True, False, True]
     # Runs of CJK characters are cut together but never joined across other tokens;
     # ## pieces continue the word before them.
     tokens = ["中", "国", "，", "un", "##aff", "人", "民"]
     seen = []
-    starts = cpd.chinese_word_starts(tokens, lambda text: seen.append(text) or ["中国", " ", " ", " ", "人民"])
+    starts = chinese_word_starts(tokens, lambda text: seen.append(text) or ["中国", " ", " ", " ", "人民"])
     assert seen == ["中国   人民"]  # one character per token; others are spaces
     assert starts == [True, False, True, True, False, True, False]
 
 
-def test_sentence_encoder_uses_jieba_once_and_plain_labels(tokenizer):
-    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=True, wwm_subword_labels=False)
+def reference_word_starts(tokens: list[str], cut) -> list[bool]:
+    """The rule, one token at a time: a "##" piece continues its word; inside a segmenter word of CJK characters
+    only the first one starts a word."""
+    starts = [not t.startswith("##") for t in tokens]
+    text = "".join(t if len(t) == 1 and tokenization.is_chinese_char(t) else " " for t in tokens)
+    position = 0
+    for word in cut(text):
+        for offset in range(1, len(word)):
+            starts[position + offset] = False
+        position += len(word)
+    return starts
+
+
+def test_sentence_encoder_equals_the_step_by_step_rule(tokenizer, reference_dir, monkeypatch):
+    """SentenceEncoder builds sentences from per-word tables with C-level joins: its ids, word starts and ##字 labels
+    equal tokenize + convert_tokens_to_ids + the rule token by token, also when its word table overflows."""
+    encoder = SentenceEncoder(tokenizer, use_jieba=True, wwm_subword_labels=False)
     sentence = encoder.encode("中华人民共和国成立以来")
-    assert sentence.word_starts[:7] == [True] + [False] * 6  # jieba: one 7-character word
+    assert list(sentence.word_starts[:7]) == [True] + [False] * 6  # jieba: one 7-character word
     assert sentence.label_ids is sentence.ids
-    for doc in CORPUS_DOCUMENTS:  # the encoder's ids are the tokenizer's
-        for line in doc:
-            assert encoder.encode(line).ids == tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line))
-    seed_style = cpd.SentenceEncoder(tokenizer, use_jieba=True, wwm_subword_labels=True).encode("中华人民共和国")
-    labels = tokenizer.convert_ids_to_tokens(seed_style.label_ids)
+    subword = SentenceEncoder(tokenizer, use_jieba=True, wwm_subword_labels=True)
+    labels = tokenizer.convert_ids_to_tokens(subword.encode("中华人民共和国").label_ids)
     assert labels == ["中"] + ["##" + c for c in "华人民共和国"]
+
+    monkeypatch.setattr(pretraining_instances, "_WORD_TABLE_SIZE", 50)  # cleared again and again
+    news = (reference_dir / "data" / "news_zh_1.txt").read_text(encoding="utf-8").split("\n")
+    lines = [line for line in news if line.strip()] + [line for doc in CORPUS_DOCUMENTS for line in doc]
+    lines += ["Pre-trained 模型，unaffable 的 [MASK] 2019年", "ｆｕｌｌ ｗｉｄｔｈ ＡＢＣ１２３ 测试",
+              "ℌ𝔢𝔩𝔩𝔬 ①② 😀 文本", "\u200b \t"]
+    cut = segmenter_cut("rjieba")
+    vocab = tokenizer.vocab
+    for line in lines:
+        tokens = tokenizer.tokenize(line)
+        ids = tokenizer.convert_tokens_to_ids(tokens)
+        starts = reference_word_starts(tokens, cut)
+        got = subword.encode(line)
+        if not tokens:
+            assert got is None
+            continue
+        assert got.ids == ids, line
+        assert list(map(bool, got.word_starts)) == starts, line
+        assert got.label_ids == [vocab.get("##" + t, i) if not s and len(t) == 1 and tokenization.is_chinese_char(t)
+                                 else i for t, i, s in zip(tokens, ids, starts)], line
+    assert len(subword._words) <= 51
 
 
 def segmenters_agree(lines, tokenizer) -> int:
     """Asserts rjieba and jieba give the same word-start bits on every line; returns the tokens compared."""
-    fast, reference = cpd.segmenter_cut("rjieba"), cpd.segmenter_cut("jieba")
+    fast, reference = segmenter_cut("rjieba"), segmenter_cut("jieba")
     compared = 0
     for number, line in enumerate(lines, start=1):
         tokens = tokenizer.tokenize(line)
         if tokens:
-            assert cpd.chinese_word_starts(tokens, fast) == cpd.chinese_word_starts(tokens, reference), (number, line)
+            assert chinese_word_starts(tokens, fast) == chinese_word_starts(tokens, reference), (number, line)
             compared += len(tokens)
     return compared
 
@@ -171,9 +219,9 @@ def test_rjieba_groups_words_as_jieba(tokenizer, reference_dir):
     """The default segmenter (rjieba) against jieba 0.42.1 on a real news text: identical word starts."""
     lines = (reference_dir / "data" / "news_zh_1.txt").read_text(encoding="utf-8").split("\n")
     assert segmenters_agree(lines + [line for doc in CORPUS_DOCUMENTS for line in doc], tokenizer) > 5000
-    assert cpd.SentenceEncoder(tokenizer, True, False)._cut is cpd.segmenter_cut("rjieba")
+    assert SentenceEncoder(tokenizer, True, False)._cut is segmenter_cut("rjieba")
     with pytest.raises(ValueError, match="--segmenter='pkuseg'"):
-        cpd.segmenter_cut("pkuseg")
+        segmenter_cut("pkuseg")
 
 
 @pytest.mark.slow
@@ -195,7 +243,7 @@ def test_rjieba_groups_words_as_jieba_on_the_whole_demo_corpus(tmp_path):
 # --------------------------------------------------------------------------- masking
 
 def test_masking_statistics_whole_word(tokenizer):
-    special = cpd.special_ids_from_vocab(tokenizer.vocab)
+    special = masking.special_ids_from_vocab(tokenizer.vocab)
     instances = make_instances(encode_documents(tokenizer), special, passes=60,
                                do_whole_word_mask=True, short_seq_prob=0.0)
     tokens = sum(len(i.input_ids) for i in instances)
@@ -235,7 +283,7 @@ def test_masking_statistics_whole_word(tokenizer):
 
 
 def test_seed_wwm_labels_reproduce_seed_labels(tokenizer):
-    special = cpd.special_ids_from_vocab(tokenizer.vocab)
+    special = masking.special_ids_from_vocab(tokenizer.vocab)
     documents = encode_documents(tokenizer, wwm_subword_labels=True)
     instances = make_instances(documents, special, passes=5, do_whole_word_mask=True)
     labels = [t for inst in instances for t in tokenizer.convert_ids_to_tokens(inst.masked_lm_ids)]
@@ -246,10 +294,10 @@ def test_seed_wwm_labels_reproduce_seed_labels(tokenizer):
 
 
 def test_ngram_weights_and_longer_spans(tokenizer):
-    assert np.allclose(cpd.InstanceConfig(ngram=3).ngram_cdf, np.cumsum([6, 3, 2]) / 11)
-    assert np.allclose(cpd.InstanceConfig(ngram=3, favor_shorter_ngram=False).ngram_cdf,
+    assert np.allclose(masking.InstanceConfig(ngram=3).ngram_cdf, np.cumsum([6, 3, 2]) / 11)
+    assert np.allclose(masking.InstanceConfig(ngram=3, favor_shorter_ngram=False).ngram_cdf,
                        np.cumsum([2, 3, 6]) / 11)
-    special = cpd.special_ids_from_vocab(tokenizer.vocab)
+    special = masking.special_ids_from_vocab(tokenizer.vocab)
     documents = encode_documents(tokenizer)
 
     def mean_run(ngram):
@@ -266,9 +314,9 @@ def test_ngram_weights_and_longer_spans(tokenizer):
 # --------------------------------------------------------------------------- SOP
 
 def test_sop_semantics_and_balance(tokenizer):
-    stats = cpd.check_sop_semantics()
+    stats = check_sop_semantics()
     assert stats["instances"] > 500
-    special = cpd.special_ids_from_vocab(tokenizer.vocab)
+    special = masking.special_ids_from_vocab(tokenizer.vocab)
     instances = make_instances(encode_documents(tokenizer), special, passes=100)
     swapped = np.mean([i.sop_label for i in instances])
     assert abs(swapped - 0.5) <= 4 * math.sqrt(0.25 / len(instances))
@@ -276,31 +324,31 @@ def test_sop_semantics_and_balance(tokenizer):
 
 def _sentence(ids):
     ids = list(ids)
-    return cpd.Sentence(ids, [True] * len(ids), ids)
+    return Sentence(ids, [True] * len(ids), ids)
 
 
 def test_leftover_sentence_and_single_sentence_documents():
-    special = cpd.SpecialIds(1, 2, 3, np.arange(10, 20, dtype=np.int32))
-    cfg = cpd.InstanceConfig(max_seq_length=64, short_seq_prob=0.0)
+    special = masking.SpecialIds(1, 2, 3, np.arange(10, 20, dtype=np.int32))
+    cfg = masking.InstanceConfig(max_seq_length=64, short_seq_prob=0.0)
     rng = np.random.default_rng(0)
-    document = cpd.Document([_sentence(range(100, 150)), _sentence(range(200, 250)), _sentence(range(300, 305))])
-    instances = cpd.create_instances_from_document(document, cfg, special, rng)
+    document = Document([_sentence(range(100, 150)), _sentence(range(200, 250)), _sentence(range(300, 305))])
+    instances = create_instances_from_document(document, cfg, special, rng)
     assert len(instances) == 2
     used = set(np.concatenate([i.original_ids for i in instances]).tolist())
     assert set(range(300, 305)) <= used, "the last single-sentence chunk was lost"
     last = instances[1].original_ids
     assert 300 in last and 249 in last, "the leftover is paired with the sentence before it"
     # A document of one sentence is cut in two; a one-token document gives nothing.
-    (single,) = cpd.create_instances_from_document(cpd.Document([_sentence(range(100, 110))]), cfg, special, rng)
+    (single,) = create_instances_from_document(Document([_sentence(range(100, 110))]), cfg, special, rng)
     seps = np.flatnonzero(np.asarray(single.original_ids) == 2)
     assert seps[0] > 1 and seps[1] > seps[0] + 1
-    assert cpd.create_instances_from_document(cpd.Document([_sentence([100])]), cfg, special, rng) == []
+    assert create_instances_from_document(Document([_sentence([100])]), cfg, special, rng) == []
 
 
 def test_truncate_seq_pair_matches_seed_rule():
     rng = np.random.default_rng(0)
     for len_a, len_b, limit in [(10, 3, 8), (3, 10, 8), (5, 5, 3), (1, 100, 2), (40, 40, 61), (7, 2, 100)]:
-        a, b = cpd.truncate_seq_pair(len_a, len_b, limit, rng)
+        a, b = truncate_seq_pair(len_a, len_b, limit, rng)
         kept_a, kept_b = a.stop - a.start, b.stop - b.start
         assert 1 <= kept_a <= len_a and 1 <= kept_b <= len_b
         assert kept_a + kept_b == min(limit, len_a + len_b)
@@ -315,6 +363,21 @@ def test_truncate_seq_pair_matches_seed_rule():
 
 
 # --------------------------------------------------------------------------- TFRecords, determinism
+
+def serialize_example(features: Sequence[tuple[str, np.ndarray, bool]]) -> bytes:
+    """Serializes (name, values, is_float) triples as a `tf.train.Example` (ints must be >= 0), field by field: the
+    reference that ExampleEncoder's cached bytes are checked against."""
+    parts = []
+    for name, values, is_float in features:
+        if is_float:
+            payload = np.asarray(values, dtype="<f4").tobytes()
+        else:
+            payload = b"".join(tfrecord_io._varint(v) for v in np.asarray(values, dtype=np.int64).tolist())
+        parts += [tfrecord_io._entry_header(name, len(payload), is_float), payload]
+    body = b"".join(parts)
+    return b"\x0a" + tfrecord_io._varint(len(body)) + body
+
+
 
 # The original's features: name -> (dtype, length); lengths for max_seq_length 64, max_predictions_per_seq 10.
 SEED_FEATURES = {"input_ids": ("int64", 64), "input_mask": ("int64", 64), "segment_ids": ("int64", 64),
@@ -335,7 +398,7 @@ def test_example_bytes_equal_tf_example():
     tf = pytest.importorskip("tensorflow")
     values = [("input_ids", np.array([0, 1, 127, 128, 300, 21127, 2 ** 30]), False),
               ("masked_lm_weights", np.array([1.0, 0.5, 0.0]), True)]
-    ours = tf.train.Example.FromString(cpd.serialize_example(values))
+    ours = tf.train.Example.FromString(serialize_example(values))
     expected = tf.train.Example(features=tf.train.Features(feature={
         "input_ids": tf.train.Feature(int64_list=tf.train.Int64List(value=values[0][1].tolist())),
         "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(value=[1.0, 0.5, 0.0])),
@@ -352,9 +415,9 @@ def test_tfrecord_frames_equal_tf_writer(tmp_path):
     with tf.io.TFRecordWriter(str(path)) as writer:
         for record in records:
             writer.write(record)
-    frames = cpd.tfrecord_frames(records)
+    frames = tfrecord_io.tfrecord_frames(records)
     assert frames == path.read_bytes()
-    assert [f[12:-4] for f in cpd.iter_frames(frames)] == records
+    assert [f[12:-4] for f in tfrecord_io.iter_frames(frames)] == records
 
 
 def _reference_masked_crc32c(data: bytes) -> int:
@@ -374,8 +437,8 @@ def test_masked_crc32c_matches_definition_across_batches_and_lengths(monkeypatch
     rng = np.random.default_rng(7)
     records = [rng.integers(0, 256, int(n)).astype(np.uint8).tobytes() for n in rng.integers(0, 700, 40)]
     records += [b"", b"\x00" * 9, bytes(range(256)) * 9, b"", b"x"]  # 2304 bytes: past the first table size
-    assert cpd.masked_crc32c(records) == [_reference_masked_crc32c(r) for r in records]
-    assert cpd.masked_crc32c([]) == []
+    assert tfrecord_io.masked_crc32c(records) == [_reference_masked_crc32c(r) for r in records]
+    assert tfrecord_io.masked_crc32c([]) == []
 
 
 def test_few_random_draws_match_one_array_draw():
@@ -385,7 +448,7 @@ def test_few_random_draws_match_one_array_draw():
         for high in (7, 11235, 21128, 2 ** 31 + 5, 2 ** 40):
             for count in (1, 2, 3, 5):
                 scalar, array = np.random.default_rng(seed), np.random.default_rng(seed)
-                assert cpd._random_indices(scalar, high, count) == array.integers(0, high, count).tolist()
+                assert masking._random_indices(scalar, high, count) == array.integers(0, high, count).tolist()
                 assert scalar.random() == array.random() and scalar.integers(0, high) == array.integers(0, high)
 
 
@@ -400,18 +463,18 @@ def test_one_word_ngrams_choose_like_the_general_loop():
         order = rng.permutation(len(starts)).tolist()
         draws = rng.random(len(starts)).tolist()
         budget = int(rng.integers(1, 25))
-        assert cpd._choose_words(order, starts, ends, special_words, budget) == \
-            cpd._choose_ngrams(order, draws, starts, ends, special_words, budget, (1.0,))
+        assert masking._choose_words(order, starts, ends, special_words, budget) == \
+            masking._choose_ngrams(order, draws, starts, ends, special_words, budget, (1.0,))
 
 def test_example_encoder_matches_generic_serializer():
-    inst = cpd.TrainingInstance(input_ids=[101, 5, 300, 102, 20000, 102], sep_index=3, masked_lm_positions=[1, 4],
+    inst = TrainingInstance(input_ids=[101, 5, 300, 102, 20000, 102], sep_index=3, masked_lm_positions=[1, 4],
                                 masked_lm_ids=[7, 20001], sop_label=1, original_ids=[], word_starts=[],
                                 mask_counts=(1, 1, 0))
     padded = [[101, 5, 300, 102, 20000, 102, 0, 0], [1] * 6 + [0, 0], [0] * 4 + [1, 1, 0, 0],
               [1, 4, 0], [7, 20001, 0], [1.0, 1.0, 0.0], [1]]
-    expected = cpd.serialize_example([(name, values, name == "masked_lm_weights")
+    expected = serialize_example([(name, values, name == "masked_lm_weights")
                                       for name, values in zip(cpd.FEATURE_NAMES, padded)])
-    assert cpd.ExampleEncoder(8, 3, vocab_size=21128).encode(inst) == expected
+    assert tfrecord_io.ExampleEncoder(8, 3, vocab_size=21128).encode(inst) == expected
 
 
 def test_tfrecords_parse_with_seed_spec_and_are_deterministic(workdir, corpus_file, vocab_file):
@@ -539,7 +602,7 @@ def test_an_output_that_is_an_input_is_refused(workdir, corpus_file, vocab_file,
 
 
 def test_cloud_paths_read_and_write_through_tf_io_gfile(tmp_path, corpus_file, vocab_file, capsys):
-    """14.3: inputs, vocab and outputs on a TensorFlow file system (TF's in-memory ram://, standing in for gs://):
+    """inputs, vocab and outputs on a TensorFlow file system (TF's in-memory ram://, standing in for gs://):
     the same bytes as a local run, nothing written to a local folder named after the URL, and an unreachable URL
     named in the error."""
     tf = pytest.importorskip("tensorflow")
@@ -565,14 +628,14 @@ def test_work_units_cut_at_blank_lines(tmp_path):
     docs = ["".join(f"文{d}句{s}。\n" for s in range(3)) for d in range(20)]
     path.write_text("\n".join(docs), encoding="utf-8")
     data = path.read_bytes()
-    units = cpd.plan_work_units([str(path)], 40)
+    units = work_units.plan_work_units([str(path)], 40)
     assert units[0].start == 0 and units[-1].end == len(data) and len(units) > 3
     for u, v in zip(units, units[1:]):
         assert u.end == v.start and data[v.start:v.start + 1] == b"\n" and not v.split_document
     # No blank line at all: cut at line starts, marked as splitting a document.
     path.write_text(text, encoding="utf-8")
     data = path.read_bytes()
-    units = cpd.plan_work_units([str(path)], 40)
+    units = work_units.plan_work_units([str(path)], 40)
     assert len(units) > 3 and all(u.split_document for u in units[1:])
     assert all(data[u.start - 1:u.start] == b"\n" for u in units[1:])
 
@@ -613,13 +676,13 @@ def test_reference_vocab_labels_never_subword_chinese(reference_dir, tmp_path):
     corpus = reference_dir / "data" / "news_zh_1.txt"
     vocab = reference_dir / "albert_config" / "vocab.txt"
     tokenizer = tokenization.FullTokenizer(str(vocab))
-    special = cpd.special_ids_from_vocab(tokenizer.vocab)
-    encoder = cpd.SentenceEncoder(tokenizer, use_jieba=True, wwm_subword_labels=False)
+    special = masking.special_ids_from_vocab(tokenizer.vocab)
+    encoder = SentenceEncoder(tokenizer, use_jieba=True, wwm_subword_labels=False)
     lines = corpus.read_text(encoding="utf-8").splitlines()[:60]
-    document = cpd.Document([s for s in (encoder.encode(line) for line in lines if line.strip()) if s is not None])
-    cfg = cpd.InstanceConfig(max_seq_length=128, max_predictions_per_seq=20, do_whole_word_mask=True, ngram=3)
+    document = Document([s for s in (encoder.encode(line) for line in lines if line.strip()) if s is not None])
+    cfg = masking.InstanceConfig(max_seq_length=128, max_predictions_per_seq=20, do_whole_word_mask=True, ngram=3)
     rng = np.random.default_rng(1)
-    instances = [i for _ in range(5) for i in cpd.create_instances_from_document(document, cfg, special, rng)]
+    instances = [i for _ in range(5) for i in create_instances_from_document(document, cfg, special, rng)]
     labels = [t for i in instances for t in tokenizer.convert_ids_to_tokens(i.masked_lm_ids)]
     assert labels and not any(t.startswith("##") and tokenization.is_chinese_char(t[2]) for t in labels)
     masked = sum(len(i.masked_lm_positions) for i in instances) / sum(len(i.input_ids) for i in instances)
@@ -632,7 +695,7 @@ def _dead_pid() -> int:
 
 
 def test_a_killed_run_leaves_nothing_a_glob_finds_and_the_next_run_cleans_up(tmp_path, corpus_file, vocab_file):
-    """13.14: a run killed while writing its outputs (here: at the final rename) leaves its partial files only in a
+    """a run killed while writing its outputs (here: at the final rename) leaves its partial files only in a
     hidden folder that no output glob matches; the next run removes what dead runs left (old-style NAME.tmp-PID
     files too), keeps what a live run is writing, and the training reader refuses partial files by name."""
     out = tmp_path / "data.tfrecord"
@@ -661,7 +724,7 @@ def test_a_killed_run_leaves_nothing_a_glob_finds_and_the_next_run_cleans_up(tmp
 
 
 def test_a_line_longer_than_an_instance_is_named_and_counted(tmp_path, vocab_file, capsys):
-    """13.21: a huge line without sentence breaks loses everything past one instance; the run names it (file:line)
+    """a huge line without sentence breaks loses everything past one instance; the run names it (file:line)
     and the summary counts the lost tokens instead of passing it by in silence."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("今天天气很好。\n" + "我们去公园散步吧" * 200 + "\n明天下雨。\n\n第二篇文章。\n第二句话。\n",
@@ -681,11 +744,11 @@ def test_the_subword_labels_flag_keeps_its_old_name():
 
 
 def test_records_of_many_units_are_interleaved(tmp_path, vocab_file, capsys, monkeypatch):
-    """14.4: a stretch of output records mixes several work units (places in the corpus) instead of one unit's
+    """a stretch of output records mixes several work units (places in the corpus) instead of one unit's
     block; the summary says how many per 1,024 records, and the output stays the same for any --num_workers."""
     documents = [[f"第{d}篇文章的第{s}句话，我们去公园散步吧。" for s in range(8)] for d in range(300)]
     corpus = write_corpus(tmp_path / "corpus.txt", documents)
-    monkeypatch.setattr(cpd, "DIVERSITY_WINDOW", 32)  # the test's units hold ~20 records a pass, not thousands
+    monkeypatch.setattr(work_units, "DIVERSITY_WINDOW", 32)  # the test's units hold ~20 records a pass, not thousands
 
     def make(name: str, interleave: int, workers: int = 1) -> tuple[bytes, float]:
         out = tmp_path / f"{name}.tfrecord"
@@ -701,7 +764,7 @@ def test_records_of_many_units_are_interleaved(tmp_path, vocab_file, capsys, mon
 
 
 def test_configs_and_vocabs_load_from_cloud_paths(vocab_file):
-    """14.3: --bert_config_file and --vocab_file accept TensorFlow file-system URLs (ram:// stands in for gs://)."""
+    """--bert_config_file and --vocab_file accept TensorFlow file-system URLs (ram:// stands in for gs://)."""
     tf = pytest.importorskip("tensorflow")
     import modeling
 

@@ -44,10 +44,10 @@ def test_entropy_cli_writes_the_json(tmp_path):
     data = tmp_path / "x.tfrecord"
     with tf.io.TFRecordWriter(str(data)) as writer:
         writer.write(_example([4, 5], [1, 1]))
-    assert demo_report.main(["--demo_output", str(tmp_path), "--entropy", "reviews", str(data)]) == 0
+    assert demo_report.main(["--demo_output", str(tmp_path), f"--entropy=reviews={data}"]) == 0
     assert json.loads((tmp_path / "masked_token_entropy.json").read_text()) == {"reviews": round(math.log(2), 4)}
     with pytest.raises(SystemExit, match="no TFRecord matches"):
-        demo_report.main(["--demo_output", str(tmp_path), "--entropy", "news", str(tmp_path / "missing*")])
+        demo_report.main(["--demo_output", str(tmp_path), "--entropy", f"news={tmp_path / 'missing*'}"])
 
 
 def _fake_finetune(run: Path, dev_accuracy: float, probabilities: np.ndarray, labels: list[str]) -> None:

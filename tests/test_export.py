@@ -101,7 +101,7 @@ def test_clear_errors(classifier, tmp_path):
         export_model.export(model, str(tmp_path / "x"), "litert", 64)
     with pytest.raises(ValueError, match="--format='tflite': expected one of saved_model, litert, onnx"):
         export_model.export(model, str(tmp_path / "x"), "tflite", SEQ)
-    with pytest.raises(SystemExit):  # argparse names the choices
+    with pytest.raises(SystemExit):  # absl names the choices (exit status 2)
         export_model.main([f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={d / 'run'}",
                            f"--export_dir={tmp_path / 'x'}", "--format=tflite"])
     pretraining = modeling.AlbertPretrainingModel(small_config(num_hidden_groups=1, max_position_embeddings=32))
@@ -196,7 +196,7 @@ def test_tokenizer_errors(classifier, tmp_path, text_vocab):
     model, d = classifier
     base = [f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={d / 'run'}",
             f"--export_dir={tmp_path / 'x'}", "--with_tokenizer"]
-    with pytest.raises(SystemExit):  # argparse: --with_tokenizer needs --vocab_file
+    with pytest.raises(SystemExit):  # a usage error: --with_tokenizer needs --vocab_file
         export_model.main(base)
     with pytest.raises(SystemExit):  # ... and a SavedModel
         export_model.main(base + [f"--vocab_file={text_vocab}", "--format=litert"])

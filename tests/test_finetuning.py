@@ -80,7 +80,7 @@ def test_a_checkpoint_saved_before_a_kill_is_evaluated_on_resume(tmp_path):
 
 def test_another_runs_checkpoints_are_neither_resumed_nor_deleted(tmp_path, capsys):
     """output_dir/checkpoint copied from another run (or left by a TF1 job) names absolute paths into that run:
-    the loop used to resume it and rotation deleted its files."""
+    the loop must neither resume it nor let rotation delete its files."""
     import training
 
     other, mine = tmp_path / "other", tmp_path / "mine"
@@ -118,7 +118,7 @@ def tiny_trainer(out: str):
 
 
 def test_interrupted_saves_are_cleaned_and_a_full_disk_is_named(tmp_path, monkeypatch):
-    """13.15: ckpt-N_temp/ folders that a kill or a full disk left are removed when a run starts (a foreign
+    """ckpt-N_temp/ folders that a kill or a full disk left are removed when a run starts (a foreign
     folder is not); a save that finds no space names the folder and the size a checkpoint needs."""
     import training
 

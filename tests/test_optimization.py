@@ -313,7 +313,7 @@ def test_mirrored_two_replicas_equal_one_device():
 
 
 def test_lamb_layer_adaptation_flag_follows_the_model_family():
-    """13.4: --lamb_layer_adaptation=auto gives each family its own LAMB: the original albert_zh's trust ratio on every
+    """--lamb_layer_adaptation=auto gives each family its own LAMB: the original albert_zh's trust ratio on every
     variable (brightmart), Google's exclusion of LayerNorm and bias variables (google); 'all' / 'google' force one.
     The NumPy re-derivations of both are the lamb_* cases above."""
     from absl import flags

@@ -213,7 +213,7 @@ def test_csl_wsc_copa(tmp_path):
 
 
 def test_xnli_reads_clue_json_and_bert_tsv(tmp_path):
-    """13.8: a CLUE xnli folder (train/dev/test.json with premise, hypo, label) works, as in the original's CLUE
+    """a CLUE xnli folder (train/dev/test.json with premise, hypo, label) works, as in the original's CLUE
     script; BERT's TSV layout still does."""
     jsonl(tmp_path / "clue", "train.json", [{"premise": "他来了", "hypo": "他没来", "label": "contradiction"}])
     jsonl(tmp_path / "clue", "test.json", [{"id": 3, "premise": "下雨了", "hypo": "地湿了"}])
@@ -410,7 +410,7 @@ def test_extract_features_keeps_one_vector_per_input_line_with_unicode_separator
 
 
 def test_a_line_that_is_not_utf8_is_named_or_skipped(tmp_path):
-    """13.19: GBK bytes on line 3 of a TSV: the error names file:line and the fix; --skip_bad_lines skips that line
+    """GBK bytes on line 3 of a TSV: the error names file:line and the fix; --skip_bad_lines skips that line
     only. extract_features' reader names it too."""
     import extract_features
 

@@ -106,7 +106,7 @@ def test_resume_after_sigkill(data, tmp_path):
 
 
 def test_mirrored_resume_sees_the_batches_of_an_uninterrupted_run(data, tmp_path):
-    """13.1: two replicas share one input pipeline, so each step takes two of its batches; a resumed run must skip
+    """two replicas share one input pipeline, so each step takes two of its batches; a resumed run must skip
     both per step done, or it trains on (N-1)/N of what it had already seen."""
     proc = subprocess.run([sys.executable, str(REPO / "tests" / "distributed_worker.py"), "resume2",
                            str(data / "train-*.tfrecord"), str(tmp_path)], env=ENV, capture_output=True, text=True,

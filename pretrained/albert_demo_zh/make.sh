@@ -80,8 +80,8 @@ for name, step in (("eval_results_stage2.txt", 5500), ("eval_results.txt", 8500)
     open(f"{here}/{name}", "w").write("".join(
         (f"global_step = {step}" if line.startswith("global_step = ") else line) + "\n" for line in lines))
 PY
-python data/demo_report.py --demo_output "$HERE" --entropy news "$WORK/data/news-*.tfrecord" \
-  --entropy reviews "$WORK/data/reviews-*.tfrecord"
+python data/demo_report.py --demo_output "$HERE" --entropy="news=$WORK/data/news-*.tfrecord" \
+  --entropy="reviews=$WORK/data/reviews-*.tfrecord"
 # Weights only, under the TF1 names (as the original albert_zh released albert_tiny_zh): ~9 MB.
 python - "$WORK/run3" "$HERE" 8500 <<'PY'
 import sys
