@@ -72,6 +72,7 @@ import time
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 import tokenization
 
@@ -142,8 +143,6 @@ def read_text_lines(path: str, undecodable: list[str] | None = None) -> list[str
     A line that is not UTF-8 raises DataFormatError naming ``path:line``; with an ``undecodable`` list it is
     recorded there instead and comes back as None (line numbers stay those of the file).
     """
-    import tensorflow as tf  # only for tf.io.gfile (cloud paths), as the original read them
-
     with tf.io.gfile.GFile(path, "rb") as f:
         data = f.read()
     if data.startswith(b"\xef\xbb\xbf"):
@@ -198,8 +197,6 @@ class DataProcessor:
     # -- files and labels ------------------------------------------------------------------------------------
     def data_file(self, data_dir: str, split: str) -> str:
         """The file of ``split`` in ``data_dir``; FileNotFoundError naming the candidates when none exists."""
-        import tensorflow as tf
-
         candidates = [os.path.join(data_dir, name) for name in self.files[split]]
         for path in candidates:
             if tf.io.gfile.exists(path):
@@ -719,8 +716,6 @@ def convert_example(example: InputExample, label_map: dict[str, int], max_seq_le
 
 
 def _file_identity(path: str) -> dict[str, Any]:
-    import tensorflow as tf
-
     stat = tf.io.gfile.stat(path)
     return {"path": os.path.abspath(path) if "://" not in path else path, "size": stat.length,
             "mtime_ns": stat.mtime_nsec}
@@ -730,8 +725,6 @@ def _content_hash(path: str | None) -> str | None:
     """sha1 of a (small) vocab or SentencePiece file: the same vocab under another path reuses features."""
     if not path:
         return None
-    import tensorflow as tf
-
     with tf.io.gfile.GFile(path, "rb") as f:
         return hashlib.sha1(f.read()).hexdigest()
 
@@ -754,8 +747,6 @@ def write_features(examples: Sequence[InputExample], labels: Sequence[str], max_
                    progress_every: int = 10000) -> int:
     """Converts ``examples`` to a TFRecord at ``path`` (written to a temporary name, then renamed, so an interrupted
     run leaves no half file that a later run would take for a cache). Prints progress; returns the truncated count."""
-    import tensorflow as tf
-
     label_map = {label: i for i, label in enumerate(labels)}
     tmp = f"{path}.tmp-{os.getpid()}"
     truncated, start = 0, time.time()
@@ -791,8 +782,6 @@ def load_split(processor: DataProcessor, data_dir: str, split: str, labels: Sequ
                vocab_file: str | None, spm_model_file: str | None, do_lower_case: bool) -> SplitData:
     """Reads ``split`` (printing what was read) and returns its features file, converting only when no cached file
     has the same key (``feature_cache_key``)."""
-    import tensorflow as tf
-
     path = processor.data_file(data_dir, split)
     examples = processor.get_examples(data_dir, split)
     print(f"{split}: " + processor.reports[split].summary(len(examples)), flush=True)
@@ -850,8 +839,6 @@ def classification_metrics(probabilities: np.ndarray, label_ids: np.ndarray, num
 
 def write_test_results(path: str, probabilities: np.ndarray) -> None:
     """test_results.tsv as the original wrote it: one line per example, its class probabilities tab-separated."""
-    import tensorflow as tf
-
     with tf.io.gfile.GFile(path, "w") as f:
         for row in probabilities:
             f.write("\t".join(repr(float(p)) for p in row) + "\n")
@@ -861,32 +848,9 @@ def write_clue_predictions(path: str, examples: Sequence[InputExample], probabil
                            labels: Sequence[str], processor: DataProcessor | None = None) -> None:
     """CLUE's submission format: one ``{"id": ..., "label": "<label>"}`` JSON line per test row (``processor``
     decides how examples make rows; by default one example is one row)."""
-    import tensorflow as tf
-
     records = (processor or DataProcessor()).clue_predictions(examples, probabilities, labels)
     with tf.io.gfile.GFile(path, "w") as f:
         f.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
-
-
-def read_key_values(path: str) -> dict[str, str]:
-    """``key = value`` lines (eval_results.txt, best_checkpoint.txt) -> dict."""
-    import tensorflow as tf
-
-    out = {}
-    with tf.io.gfile.GFile(path) as f:
-        for line in f:
-            if " = " in line:
-                key, value = line.rstrip("\n").split(" = ", 1)
-                out[key] = value
-    return out
-
-
-def write_key_values(path: str, values: dict[str, Any]) -> None:
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path, "w") as f:
-        for key in sorted(values):
-            f.write(f"{key} = {values[key]}\n")
 
 
 def num_train_steps(num_examples: int, epochs: float, batch_size: int) -> int:
@@ -896,5 +860,4 @@ def num_train_steps(num_examples: int, epochs: float, batch_size: int) -> int:
 
 __all__ = ["DataFormatError", "DataProcessor", "InputExample", "PROCESSORS", "SplitData", "classification_metrics",
            "convert_example", "encode_text", "feature_cache_key", "get_processor", "load_split", "num_train_steps",
-           "read_key_values", "register", "truncate_pair", "write_clue_predictions", "write_features",
-           "write_key_values", "write_test_results"]
+           "register", "truncate_pair", "write_clue_predictions", "write_features", "write_test_results"]

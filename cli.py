@@ -74,6 +74,21 @@ def define_model_flags(init_help: str, length_help: str, tokenizer: bool = True,
                           flag_values=fv)
 
 
+def list_all_flags_in_help(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """absl's ``--help`` lists the key flags of the main module only, not those that finetuning.py, optimization.py or
+    this module define for it. Makes every flag defined by a module of this repository a key flag of the main module
+    (``sys.argv[0]``), so that ``--help`` lists each of the CLI's flags once; absl's own stay under ``--helpfull``.
+    Call it in the ``__main__`` block, after the flags are defined."""
+    import os
+
+    repo, main = os.path.dirname(os.path.abspath(__file__)), sys.argv[0]
+    for module_name, module_flags in flag_values.flags_by_module_dict().items():
+        path = getattr(sys.modules.get(module_name), "__file__", None) or module_name
+        if module_name != main and os.path.dirname(os.path.abspath(path)) == repo:
+            for flag in module_flags:
+                flag_values.register_key_flag_for_module(main, flag)
+
+
 # --------------------------------------------------------------------------- errors at the CLI boundary
 
 TRACEBACK_ENV = "ALBERT_ZH_TRACEBACK"

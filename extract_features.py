@@ -36,6 +36,7 @@ from typing import Any, Iterator, Sequence
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # before TF is imported; why: training.py
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
 import classifier_data
@@ -83,8 +84,6 @@ class SentenceEncoder:
 
     def __init__(self, model: modeling.AlbertModel, tokenizer: tokenization.FullTokenizer, max_seq_length: int,
                  pooling: str = "cls"):
-        import tensorflow as tf
-
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
         self.tokenizer, self.max_seq_length, self.pooling = tokenizer, max_seq_length, pooling
@@ -138,8 +137,6 @@ class PairClassifier:
     """A fine-tuned 2-label classifier: ``batches(pairs)`` -> P(label index 1) of ``[CLS] a [SEP] b [SEP]``."""
 
     def __init__(self, model: modeling.AlbertClassifier, tokenizer: tokenization.FullTokenizer, max_seq_length: int):
-        import tensorflow as tf
-
         self.tokenizer, self.max_seq_length = tokenizer, max_seq_length
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 3)
@@ -199,8 +196,6 @@ class OutputWriters:
     """
 
     def __init__(self, paths: Sequence[str], scores: bool):
-        import tensorflow as tf
-
         self.paths, self.scores = list(paths), scores
         if not self.paths:
             raise ValueError("--output_file names no file")
@@ -243,8 +238,6 @@ class OutputWriters:
                 f.writelines(f"{float(score):.6f}\n" for score in values)
 
     def commit(self) -> None:
-        import tensorflow as tf
-
         for array in self._arrays.values():
             array.flush()
         self._arrays.clear()
@@ -338,4 +331,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
+    cli.list_all_flags_in_help()
     app.run(cli.clean_errors(main))

@@ -257,13 +257,13 @@ class BestCheckpoint:
         with tf.io.gfile.GFile(os.path.join(staging, "checkpoint"), "w") as f:  # --init_checkpoint=<dir>/best works
             f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
         record = dict(record, checkpoint=os.path.join(self.dir, name))
-        classifier_data.write_key_values(os.path.join(staging, BEST_RECORD), record)
+        training.write_key_values(os.path.join(staging, BEST_RECORD), record)
         if tf.io.gfile.exists(old):
             tf.io.gfile.rmtree(old)
         if tf.io.gfile.exists(self.dir):
             tf.io.gfile.rename(self.dir, old)
         tf.io.gfile.rename(staging, self.dir)
-        classifier_data.write_key_values(self.record + ".tmp", record)
+        training.write_key_values(self.record + ".tmp", record)
         tf.io.gfile.rename(self.record + ".tmp", self.record, overwrite=True)
         if tf.io.gfile.exists(old):
             tf.io.gfile.rmtree(old)
@@ -289,7 +289,7 @@ def read_best(output_dir: str) -> dict[str, str] | None:
     may lag by one replacement after a kill), or None when there is none."""
     for path in (os.path.join(output_dir, BEST_DIR, BEST_RECORD), os.path.join(output_dir, BEST_RECORD)):
         if tf.io.gfile.exists(path):
-            found = classifier_data.read_key_values(path)
+            found = training.read_key_values(path)
             if tf.io.gfile.exists(found.get("checkpoint", "") + ".index"):
                 return found
     return None

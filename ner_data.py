@@ -51,6 +51,7 @@ import re
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 import tokenization
 from classifier_data import DataFormatError, feature_cache_key, read_text_lines
@@ -141,8 +142,6 @@ class NerProcessor:
         self.reports: dict[str, NerReport] = {}
 
     def data_file(self, data_dir: str, split: str) -> str:
-        import tensorflow as tf
-
         for name in self.files[split]:
             if tf.io.gfile.exists(os.path.join(data_dir, name)):
                 return os.path.join(data_dir, name)
@@ -450,16 +449,12 @@ def assemble(examples: Sequence[NerExample], windows: Sequence[Window], predicte
 
 def ner_features(max_seq_length: int) -> dict:
     """Feature spec of the tagger's TFRecords."""
-    import tensorflow as tf
-
     return {k: tf.io.FixedLenFeature([max_seq_length], tf.int64)
             for k in ("input_ids", "input_mask", "segment_ids", "label_ids", "label_mask")}
 
 
 def write_records(path: str, features: dict[str, np.ndarray]) -> None:
     """Features -> TFRecord at ``path`` (via a temporary name: a killed run leaves no half file)."""
-    import tensorflow as tf
-
     tmp = f"{path}.tmp-{os.getpid()}"
     with tf.io.TFRecordWriter(tmp) as writer:
         for i in range(len(features["input_ids"])):
@@ -484,8 +479,6 @@ def load_split(processor: NerProcessor, data_dir: str, split: str, tags: Sequenc
                do_lower_case: bool, examples: list[NerExample] | None = None) -> NerSplit:
     """Reads ``split`` (unless ``examples`` are given), windows it, and writes its features unless a file with the
     same key (data file, vocab, casing, lengths, stride, tags) exists."""
-    import tensorflow as tf
-
     path = processor.data_file(data_dir, split)
     if examples is None:
         examples = processor.read_file(path, split, tags)
@@ -562,8 +555,6 @@ def format_scores(scores: dict[str, dict[str, float]]) -> str:
 def write_bio_predictions(path: str, examples: Sequence[NerExample], predicted: Sequence[Sequence[str]],
                           separator: str = " ") -> None:
     """``unit TAG`` lines, a blank line after each sentence: the test file's units, in its order."""
-    import tensorflow as tf
-
     with tf.io.gfile.GFile(path, "w") as f:
         for example, row in zip(examples, predicted, strict=True):
             f.write("".join(f"{unit}{separator}{tag}\n" for unit, tag in zip(example.units, row, strict=True)))
@@ -580,8 +571,6 @@ def clue_label(text: str, tags: Sequence[str]) -> dict[str, dict[str, list[list[
 
 def write_clue_predictions(path: str, examples: Sequence[NerExample], predicted: Sequence[Sequence[str]]) -> None:
     """CLUE's NER submission format: ``{"id": .., "label": {type: {entity: [[start, end]]}}}`` a line."""
-    import tensorflow as tf
-
     with tf.io.gfile.GFile(path, "w") as f:
         for example, row in zip(examples, predicted, strict=True):
             text = example.text if example.text is not None else "".join(example.units)

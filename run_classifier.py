@@ -34,6 +34,7 @@ import os
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # before TF is imported; why: training.py
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
 import classifier_data
@@ -65,8 +66,6 @@ def classification_task(config: modeling.AlbertConfig, num_labels: int, classifi
                         pooling: str = "cls") -> training.Task:
     """Cross-entropy and accuracy, summed over real examples and counted in examples (``is_real_example`` weights,
     so TFRecords padded with fake examples by the TF1 scripts evaluate correctly too)."""
-    import tensorflow as tf
-
     def real(features):
         return tf.cast(tf.reshape(features["is_real_example"], [-1]), tf.float32)
 
@@ -92,8 +91,6 @@ def predict_probabilities(model, dataset) -> tuple[np.ndarray, np.ndarray]:
     The model is called outside ``strategy.run`` (every replica's copy holds the same weights), so every worker
     sees all examples in file order and the chief writes them.
     """
-    import tensorflow as tf
-
     @tf.function(reduce_retracing=True)
     def forward(features):
         return model(features, training=False)["probabilities"]
@@ -140,7 +137,7 @@ def ordered_dataset(split_data: classifier_data.SplitData, batch_size: int):
 
 def write_eval_results(metrics: dict[str, float], step: int, num_examples: int) -> None:
     """eval_results.txt with the original's eval_* names, the macro-F1 and the evaluated checkpoint's step."""
-    classifier_data.write_key_values(
+    training.write_key_values(
         os.path.join(FLAGS.output_dir, "eval_results.txt"),
         {"eval_accuracy": metrics["accuracy"], "eval_loss": metrics["loss"], "eval_macro_f1": metrics["macro_f1"],
          "global_step": step, "num_examples": num_examples})
@@ -207,4 +204,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["task_name", "data_dir", "bert_config_file", "output_dir"])
+    cli.list_all_flags_in_help()
     app.run(cli.clean_errors(main))

@@ -34,9 +34,9 @@ import os
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # before TF is imported; why: training.py
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
-import classifier_data
 import cli
 import finetuning
 import input_pipeline
@@ -63,8 +63,6 @@ def tagging_task(config: modeling.AlbertConfig, tags: list[str], dropout: float,
                  bio_constraints: bool) -> training.Task:
     """Loss per labelled unit: the CRF's negative log-likelihood, or the cross-entropy, summed and divided by the
     number of labelled units; token accuracy (of the decoded tags outside training, of the argmax in training)."""
-    import tensorflow as tf
-
     constraints = ner_data.bio_constraints(tags) if bio_constraints else None
 
     def sums(features, out):
@@ -93,8 +91,6 @@ def make_predictor(model, task: training.Task):
     The model is called outside ``strategy.run`` (every replica's copy holds the same weights): every worker sees
     all windows in file order, as the chief writes them.
     """
-    import tensorflow as tf
-
     @tf.function(reduce_retracing=True)
     def forward(features):
         out = model(features, training=False)
@@ -152,7 +148,7 @@ def ordered_dataset(split: ner_data.NerSplit, batch_size: int):
 
 
 def write_results(name: str, results: dict[str, float], step: int, num_sentences: int) -> None:
-    classifier_data.write_key_values(os.path.join(FLAGS.output_dir, name),
+    training.write_key_values(os.path.join(FLAGS.output_dir, name),
                                      {**{f"eval_{k}": v for k, v in results.items()}, "global_step": step,
                                       "num_sentences": num_sentences})
     print(f"wrote {os.path.join(FLAGS.output_dir, name)}: f1 {results['f1']:.4f}  precision "
@@ -237,4 +233,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["task_name", "data_dir", "bert_config_file", "output_dir"])
+    cli.list_all_flags_in_help()
     app.run(cli.clean_errors(main))

@@ -121,9 +121,7 @@ def write_eval_results(path: str, results: dict[str, float], step: int) -> None:
     results = dict(results, global_step=step)
     results["next_sentence_accuracy"] = results["sentence_order_accuracy"]
     results["next_sentence_loss"] = results["sentence_order_loss"]
-    with open(path, "w", encoding="utf-8") as f:
-        for key in sorted(results):
-            f.write(f"{key} = {results[key]}\n")
+    training.write_key_values(path, results)
 
 
 def main(_) -> None:
@@ -180,4 +178,5 @@ def main(_) -> None:
 
 
 if __name__ == "__main__":
+    cli.list_all_flags_in_help()
     app.run(cli.clean_errors(main))

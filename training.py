@@ -24,7 +24,7 @@ import re
 import shutil
 import time
 import weakref
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 import tensorflow as tf
@@ -176,6 +176,25 @@ def _state_key(optimizer: keras.Optimizer, variable) -> str:
     optimizers, so that the step counter keeps one name)."""
     own = optimizer.name + "/"
     return (variable.path[len(own):] if variable.path.startswith(own) else variable.path).replace("/", "_")
+
+
+def write_key_values(path: str, values: dict[str, Any]) -> None:
+    """A results file as the original wrote them (eval_results.txt): ``key = value`` lines, sorted, on any file
+    system TensorFlow reads (gs:// included)."""
+    with tf.io.gfile.GFile(path, "w") as f:
+        for key in sorted(values):
+            f.write(f"{key} = {values[key]}\n")
+
+
+def read_key_values(path: str) -> dict[str, str]:
+    """``key = value`` lines (eval_results.txt, best_checkpoint.txt) -> dict."""
+    out = {}
+    with tf.io.gfile.GFile(path) as f:
+        for line in f:
+            if " = " in line:
+                key, value = line.rstrip("\n").split(" = ", 1)
+                out[key] = value
+    return out
 
 
 PROGRESS_FILE = "progress.jsonl"

@@ -25,6 +25,7 @@ import classifier_data
 import input_pipeline
 import modeling
 import tokenization
+import training
 from test_modeling import randomize
 
 pytestmark = pytest.mark.slow  # fine-tuning through the CLIs in subprocesses
@@ -98,7 +99,7 @@ def probabilities(model, features: dict[str, np.ndarray]) -> np.ndarray:
 
 def test_fine_tuning_beats_the_majority_class(fine_tuned, news):
     out, stdout = fine_tuned
-    results = classifier_data.read_key_values(str(out / "eval_results.txt"))
+    results = training.read_key_values(str(out / "eval_results.txt"))
     majority = max(gold(news / "dev.tsv").mean(), 1 - gold(news / "dev.tsv").mean())
     accuracy = float(results["eval_accuracy"])
     print(f"dev accuracy {accuracy:.3f} (majority class {majority:.3f}), macro-F1 {results['eval_macro_f1']}")
@@ -122,7 +123,7 @@ def test_predict_writes_one_line_per_test_example_in_order(fine_tuned, news):
 
 def test_best_dev_checkpoint_is_the_best_of_all_checkpoints(fine_tuned, news):
     out, stdout = fine_tuned
-    best = classifier_data.read_key_values(str(out / "best_checkpoint.txt"))
+    best = training.read_key_values(str(out / "best_checkpoint.txt"))
     config = modeling.AlbertConfig.from_json_file(str(news / "config.json"))
     dev = features_of(out, "dev")
     model = modeling.AlbertClassifier(config, 2)
@@ -143,7 +144,7 @@ def test_best_dev_checkpoint_is_the_best_of_all_checkpoints(fine_tuned, news):
     for name in (f"ckpt-{best['step']}.index", f"ckpt-{best['step']}.data-00000-of-00001"):
         assert (out / "best" / name).read_bytes() == (out / name).read_bytes()
     assert checkpoints.resolve_checkpoint_path(str(out / "best")) == str(out / "best" / f"ckpt-{best['step']}")
-    assert classifier_data.read_key_values(str(out / "eval_results.txt"))["global_step"] == best["step"]
+    assert training.read_key_values(str(out / "eval_results.txt"))["global_step"] == best["step"]
     assert f"using the best dev checkpoint: step {best['step']}" in stdout
 
 

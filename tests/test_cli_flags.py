@@ -168,3 +168,30 @@ def test_each_parse_is_independent():
     assert export_model.parse_flags(CLIS["export_model"][2] + ["--format=onnx", "--num_labels=3"]).format == "onnx"
     args = export_model.parse_flags(CLIS["export_model"][2])
     assert (args.format, args.num_labels) == ("saved_model", None)
+
+
+# The absl.app CLIs (global FLAGS): a few flags each defines in its own module and a few from the modules it shares.
+ABSL_CLIS = {
+    "run_classifier": ["task_name", "data_dir", "bert_config_file", "albert_config_file", "vocab_file",
+                       "do_lower_case", "learning_rate", "train_batch_size", "classifier_dropout", "optimizer"],
+    "run_ner": ["task_name", "data_dir", "bert_config_file", "doc_stride", "learning_rate", "use_crf"],
+    "run_pretraining": ["input_file", "bert_config_file", "init_checkpoint", "learning_rate", "optimizer",
+                        "masked_lm_prob", "distribution_strategy"],
+    "extract_features": ["input_file", "output_file", "bert_config_file", "vocab_file", "pooling", "pair_score"],
+}
+
+
+@pytest.mark.slow  # a subprocess each (TensorFlow import)
+@pytest.mark.parametrize("name", sorted(ABSL_CLIS))
+def test_absl_app_help_lists_every_flag_once(name):
+    """absl's --help shows the main module's key flags only; cli.list_all_flags_in_help makes the flags of the shared
+    modules (finetuning, optimization, cli) key flags too, and absl's own stay under --helpfull."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / f"{name}.py"), "--help"], capture_output=True, text=True,
+                          cwd=root)
+    listed = re.findall(r"^\s+--(?:\[no\])?(\w+):", done.stdout, re.M)
+    assert listed and len(listed) == len(set(listed)), sorted(f for f in listed if listed.count(f) > 1)
+    assert set(ABSL_CLIS[name]) <= set(listed), set(ABSL_CLIS[name]) - set(listed)
+    assert not {"verbosity", "logtostderr", "alsologtostderr"} & set(listed)
