@@ -43,6 +43,35 @@ def write_records(path: str, n: int, seed: int = 0) -> None:
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
+def write_vocab(path: str) -> None:
+    """A BERT-layout vocab of VOCAB entries: dynamic masking draws [MASK] and random ids from it."""
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"t{i}" for i in range(5, VOCAB)]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(tokens) + "\n")
+
+
+def write_dynamic_records(path: str, n: int, seed: int = 0) -> None:
+    """Unmasked records (create_pretraining_data.py --masking=dynamic): [CLS] A [SEP] B [SEP] with each token's word
+    role; the pipeline masks them. The SOP label is learnable as in write_records."""
+    from masking import SPECIAL_WORD, WORD_CONTINUES, WORD_START
+
+    rng = np.random.default_rng(seed)
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(n):
+            ids = rng.integers(5, VOCAB, SEQ)
+            sep = SEQ // 2 - 1
+            ids[[0, sep, SEQ - 1]] = [2, 3, 3]
+            roles = np.where(rng.random(SEQ) < 0.6, WORD_START, WORD_CONTINUES)
+            roles[[1, sep + 1]] = WORD_START  # a segment starts a word
+            roles[[0, sep, SEQ - 1]] = SPECIAL_WORD
+            feature = {
+                "input_ids": _int64(ids), "input_mask": _int64(np.ones(SEQ)),
+                "segment_ids": _int64(np.arange(SEQ) > sep), "word_starts": _int64(roles),
+                "next_sentence_labels": _int64([ids[1] > VOCAB // 2]),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
 def write_config(path: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(CONFIG, f)

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 import input_pipeline
-from pretrain_data import PRED, SEQ, write_config, write_records
+from pretrain_data import PRED, SEQ, write_config, write_dynamic_records, write_records, write_vocab
 
 pytestmark = pytest.mark.slow  # subprocess CLIs, SIGKILL, replicas, multi-worker
 
@@ -33,6 +33,9 @@ def data(tmp_path_factory) -> Path:
     write_records(str(d / "train-1.tfrecord"), 96, seed=1)
     write_records(str(d / "eval.tfrecord"), 64, seed=2)
     write_config(str(d / "config.json"))
+    for index in range(2):  # the same kind of data, unmasked: masked in the pipeline
+        write_dynamic_records(str(d / f"dynamic-{index}.tfrecord"), 96, seed=index)
+    write_vocab(str(d / "vocab.txt"))
     return d
 
 
@@ -70,12 +73,19 @@ def test_pretraining_loss_falls(data, tmp_path, extra):
     assert (tmp_path / "out" / "train").is_dir() and any((tmp_path / "out" / "train").iterdir())  # TensorBoard
 
 
-def test_resume_after_sigkill(data, tmp_path):
+@pytest.mark.parametrize("masking", ["static", "dynamic"])
+def test_resume_after_sigkill(data, tmp_path, masking):
+    """A run killed by SIGKILL resumes from its last checkpoint and ends with the weights of an uninterrupted run: the
+    same batches after the restart, with dynamic masking the same masks too (each record's masks depend on --seed and
+    its position in the stream)."""
     steps = 60
+    extra = [] if masking == "static" else [f"--input_file={data / 'dynamic-*.tfrecord'}",
+                                            f"--eval_input_file={data / 'dynamic-1.tfrecord'}",
+                                            f"--vocab_file={data / 'vocab.txt'}"]
     reference = tmp_path / "uninterrupted"
-    run_ok(pretrain_cmd(data, reference, steps=steps))
+    run_ok(pretrain_cmd(data, reference, *extra, steps=steps))
     out = tmp_path / "killed"
-    proc = subprocess.Popen(pretrain_cmd(data, out, steps=steps), env=ENV, cwd=REPO, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(pretrain_cmd(data, out, *extra, steps=steps), env=ENV, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
     # The state file `checkpoint` (written atomically after ckpt-10's files) is what a restart resumes from: a kill
@@ -86,7 +96,7 @@ def test_resume_after_sigkill(data, tmp_path):
     proc.wait()
     assert (out / "ckpt-10.index").exists(), "the run died before its first checkpoint"
     assert not (out / f"ckpt-{steps}.index").exists(), "the run finished before it could be killed"
-    resumed = run_ok(pretrain_cmd(data, out, steps=steps))
+    resumed = run_ok(pretrain_cmd(data, out, *extra, steps=steps))
     assert "resumed from" in resumed
     state = tf.train.get_checkpoint_state(str(out))
     assert state.model_checkpoint_path.endswith(f"ckpt-{steps}")
