@@ -1,7 +1,8 @@
 """Dynamic against static masking, in one run on one machine (the CPU is named in the output):
 
   * data: CPU-seconds and bytes to produce 10 epochs' worth of masked instances: static records at --dupe_factor 10
-    (ten masked copies) against dynamic records at --dupe_factor 1 (one unmasked copy, masked by the pipeline);
+    (ten masked copies) against dynamic records at --dupe_factor 1 (one unmasked copy, masked by the pipeline), the
+    least of --repeats runs each;
   * training: seconds per pretraining step of run_pretraining.py on each (the same model and batch), so the cost of
     masking in the input pipeline shows;
   * where the data time goes (in this process): reading, tokenizing and segmenting the text, which both kinds do once,
@@ -88,6 +89,7 @@ def main() -> int:
     parser.add_argument("--masked_lm_prob", type=float, default=0.25)
     parser.add_argument("--steps", type=int, default=60, help="Pretraining steps timed per kind (after 20 warm-up).")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3, help="Data runs of each kind; the least CPU time counts.")
     parser.add_argument("--work", default="output/bench_dynamic_masking")
     args = parser.parse_args()
     work = Path(args.work)
@@ -97,10 +99,14 @@ def main() -> int:
               f"--max_seq_length={args.max_seq_length}", f"--max_predictions_per_seq={args.max_predictions_per_seq}",
               f"--masked_lm_prob={args.masked_lm_prob}", "--do_whole_word_mask=true", "--log_examples=0"]
     rows = {}
-    for kind, extra in (("static", ["--dupe_factor=10"]), ("dynamic", ["--dupe_factor=1", "--masking=dynamic"])):
-        output = work / f"{kind}.tfrecord"
-        wall, cpu, _ = run(common + [f"--output_file={output}"] + extra)
-        rows[kind] = {"data_wall_s": wall, "data_cpu_s": cpu, "bytes": output.stat().st_size}
+    kinds = (("static", ["--dupe_factor=10"]), ("dynamic", ["--dupe_factor=1", "--masking=dynamic"]))
+    for _ in range(args.repeats):  # alternating, the least of each: a 2-second run varies by ~15% here
+        for kind, extra in kinds:
+            output = work / f"{kind}.tfrecord"
+            wall, cpu, _ = run(common + [f"--output_file={output}"] + extra)
+            best = rows.get(kind)
+            if best is None or cpu < best["data_cpu_s"]:
+                rows[kind] = {"data_wall_s": wall, "data_cpu_s": cpu, "bytes": output.stat().st_size}
     for kind in ("static", "dynamic"):
         out_dir = work / f"train_{kind}"
         command = [python, "run_pretraining.py", f"--bert_config_file={args.config}",
