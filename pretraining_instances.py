@@ -179,7 +179,9 @@ class _Word(NamedTuple):
     segmenter_text: str      # one character per piece: the CJK character itself, or a space (chinese_word_starts)
 
 
-_WORD_TABLE_SIZE = 500_000  # distinct words kept; a corpus has millions (numbers, names), so the table is bounded
+# Distinct words kept (~700 bytes each, so at most ~70 MB a worker): a corpus has millions (numbers, names, URLs),
+# so the table is emptied when full; Chinese text needs a few thousand (its words here are single characters).
+_WORD_TABLE_SIZE = 100_000
 _PIECES, _IDS, _CAN_STARTS, _SEGMENTER_TEXT = (operator.itemgetter(i) for i in range(4))
 
 
