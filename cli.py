@@ -83,8 +83,8 @@ def list_all_flags_in_help(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
     repo, main = os.path.dirname(os.path.abspath(__file__)), sys.argv[0]
     for module_name, module_flags in flag_values.flags_by_module_dict().items():
-        path = getattr(sys.modules.get(module_name), "__file__", None) or module_name
-        if module_name != main and os.path.dirname(os.path.abspath(path)) == repo:
+        path = getattr(sys.modules.get(module_name), "__file__", None)
+        if module_name != main and path and os.path.dirname(os.path.abspath(path)) == repo:
             for flag in module_flags:
                 flag_values.register_key_flag_for_module(main, flag)
 

@@ -58,6 +58,9 @@ FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions"
 
 
 
+ALIASES = {"seed_wwm_labels": "wwm_subword_labels"}  # old flag name -> its name now
+
+
 def define_flags(fv: flags.FlagValues) -> None:
     """The original's flags (same names, ``--flag=value`` or ``--flag value``) plus the new ones."""
     def string(name, default, help_text):
@@ -93,7 +96,8 @@ def define_flags(fv: flags.FlagValues) -> None:
     boolean("wwm_subword_labels", False,
             "Whole-word masking: label the characters inside a Chinese word with their ##字 subword ids, as the "
             "original did (only to match an old run: the model never sees ##字 as input).")
-    flags.DEFINE_alias("seed_wwm_labels", "wwm_subword_labels", flag_values=fv)
+    for alias, name in ALIASES.items():
+        flags.DEFINE_alias(alias, name, flag_values=fv)
     flags.DEFINE_enum("masking", "static", ["static", "dynamic"],
                       "static: masked instances, --dupe_factor passes (the original's records); dynamic: each "
                       "instance once, unmasked, with its words marked (feature word_starts), for run_pretraining.py "
@@ -113,13 +117,12 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.mark_flags_as_required(["input_file", "output_file"], flag_values=fv)
 
 
-_ALIASES = ("seed_wwm_labels",)
 
 
 def parse_flags(argv: Sequence[str] | None = None) -> types.SimpleNamespace:
     """Parses and checks the flags (exits with status 2 and a usage message on a bad value)."""
     fv = cli.parse_flags(argv, define_flags, __doc__)
-    args = types.SimpleNamespace(**{k: v for k, v in fv.flag_values_dict().items() if k not in _ALIASES})
+    args = types.SimpleNamespace(**{k: v for k, v in fv.flag_values_dict().items() if k not in ALIASES})
     checks = [
         (bool(args.vocab_file or args.spm_model_file), "--vocab_file is required (or --spm_model_file)"),
         (args.max_seq_length >= 5, "--max_seq_length must be >= 5 ([CLS] A [SEP] B [SEP])"),
