@@ -122,12 +122,12 @@ def split_model(model: keras.Model) -> tuple[modeling.AlbertModel, dict[str, Any
     """Splits a model into its backbone and its heads ({"mlm": ..., "sop": ..., "classifier": model})."""
     if isinstance(model, modeling.AlbertPretrainingModel):
         return model.albert, {"mlm": model.mlm, "sop": model.sop}
-    if isinstance(model, (modeling.AlbertClassifier, modeling.AlbertTokenClassifier)):
+    if isinstance(model, (modeling.AlbertClassifier, modeling.AlbertTokenClassifier, modeling.AlbertSpanExtractor)):
         return model.albert, {"classifier": model}
     if isinstance(model, modeling.AlbertModel):
         return model, {}
-    raise TypeError(f"expected an AlbertModel, AlbertPretrainingModel, AlbertClassifier or AlbertTokenClassifier, "
-                    f"got {type(model).__name__}")
+    raise TypeError(f"expected an AlbertModel, AlbertPretrainingModel, AlbertClassifier, AlbertTokenClassifier or "
+                    f"AlbertSpanExtractor, got {type(model).__name__}")
 
 
 def _dim(config: modeling.AlbertConfig, key: str, num_labels: int | None) -> int:

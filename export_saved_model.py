@@ -7,7 +7,9 @@ The SavedModel has one signature, ``serving_default(input_ids, input_mask, segme
 T <= max_position_embeddings) -> ``pooled_output`` [B,H], ``sequence_output`` [B,T,H] (float32), plus ``logits`` and
 ``probabilities`` [B,C] when the model has a classifier head; a tagger (run_ner.py) gives ``logits`` and
 ``probabilities`` [B,T,K] and ``tags`` [B,T] (int32 tag ids, in tag_list.txt's order, 0 on [CLS], [SEP] and
-padding). It needs no project code to load::
+padding); a span extractor (run_mrc.py) gives ``start_logits`` and ``end_logits`` [B,T] (inputs laid out as
+``[CLS] question [SEP] context [SEP]``, segment ids 1 from the context on; mrc_data.py decodes them).
+It needs no project code to load::
 
     served = tf.saved_model.load("export/lcqmc").signatures["serving_default"]
     served(input_ids=ids, input_mask=mask, segment_ids=seg)["probabilities"]
@@ -40,8 +42,8 @@ SIGNATURE_INPUTS = ("input_ids", "input_mask", "segment_ids")
 def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int | None = None,
                        static_shape: tuple[int, int] | None = None,
                        tokenizer: graph_tokenizer.GraphTokenizer | None = None) -> list[str]:
-    """Writes ``model`` (AlbertModel, AlbertClassifier or AlbertTokenClassifier, built) to ``export_dir``; returns
-    the signature's outputs.
+    """Writes ``model`` (AlbertModel, AlbertClassifier, AlbertTokenClassifier or AlbertSpanExtractor, built) to
+    ``export_dir``; returns the signature's outputs.
 
     The serving module tracks the model's variables itself and keeps the Keras model out of its attributes: the
     SavedModel then holds only the variables and the traced function, so loading needs neither Keras nor our code.
@@ -54,7 +56,11 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
         raise ValueError("export the backbone (AlbertModel) or a classifier, not the pretraining model")
     if max_seq_length is not None:
         albert.config.check_sequence_length(max_seq_length)
-    outputs = ["pooled_output", "sequence_output"] + (["logits", "probabilities"] if heads else [])
+    outputs = ["pooled_output", "sequence_output"]
+    if isinstance(model, modeling.AlbertSpanExtractor):
+        outputs += ["start_logits", "end_logits"]  # [B,T], masked outside the context and [CLS]
+    elif heads:
+        outputs += ["logits", "probabilities"]
     if isinstance(model, modeling.AlbertTokenClassifier):
         outputs.append("tags")  # int32 [B,T]: decoded tag ids (Viterbi; the CRF's when the tagger has one)
 

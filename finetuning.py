@@ -1,5 +1,5 @@
-"""What the fine-tuning CLIs (run_classifier.py, run_ner.py) share: the config and init glue, dev selection of the
-best checkpoint, and stage headings. Functions take plain arguments; the CLIs pass their flags."""
+"""What the fine-tuning CLIs (run_classifier.py, run_ner.py, run_mrc.py) share: the config and init glue, dev
+selection of the best checkpoint, and stage headings. Functions take plain arguments; the CLIs pass their flags."""
 
 from __future__ import annotations
 
@@ -56,21 +56,21 @@ def config_from_flags(FLAGS) -> modeling.AlbertConfig:
                         attention_probs_dropout_prob=FLAGS.attention_probs_dropout_prob)
 
 
-def check_required(FLAGS) -> None:
-    """The usage errors both CLIs share."""
-    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+def check_required(FLAGS, require_mode: bool = True) -> None:
+    """The usage errors the CLIs share (``require_mode``: one of --do_train/--do_eval/--do_predict is needed)."""
+    if require_mode and not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
         raise app.UsageError("At least one of --do_train, --do_eval or --do_predict must be true.")
     if not FLAGS.vocab_file and not FLAGS.spm_model_file:
         raise app.UsageError("--vocab_file (or --spm_model_file) is required.")
 
 
-def setup(FLAGS):
-    """What both CLIs do first: check the flags, the strategy (before any other TF work: multi-worker setup),
+def setup(FLAGS, require_mode: bool = True):
+    """What the CLIs do first: check the flags, the strategy (before any other TF work: multi-worker setup),
     precision, casing against the checkpoint, the config, output_dir, and the tokenizer (raw text never makes
-    special ids). Returns (strategy, config, tokenizer)."""
+    special ids). Returns (strategy, config, tokenizer). ``require_mode``: see check_required."""
     import tokenization
 
-    check_required(FLAGS)
+    check_required(FLAGS, require_mode)
     strategy = training.strategy_from_flags(FLAGS)
     training.set_precision(FLAGS.mixed_precision, FLAGS.use_xla)
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)

@@ -9,8 +9,9 @@ puts a resumed run at the same data position as an uninterrupted one.
 from __future__ import annotations
 
 import glob
+import os
 import re
-from typing import Callable
+from typing import Callable, Iterable
 
 import tensorflow as tf
 
@@ -74,6 +75,13 @@ def classifier_features(max_seq_length: int) -> dict[str, tf.io.FixedLenFeature]
         "label_ids": tf.io.FixedLenFeature([], tf.int64),
         "is_real_example": tf.io.FixedLenFeature([], tf.int64),
     }
+
+
+def mrc_features(max_seq_length: int) -> dict[str, tf.io.FixedLenFeature]:
+    """Feature spec of run_mrc.py's training TFRecords (mrc_data.FEATURE_NAMES: BERT run_squad.py's names)."""
+    spec = {k: tf.io.FixedLenFeature([max_seq_length], tf.int64) for k in ("input_ids", "input_mask", "segment_ids")}
+    spec.update({k: tf.io.FixedLenFeature([], tf.int64) for k in ("start_positions", "end_positions")})
+    return spec
 
 
 def expand_files(patterns: str | list[str]) -> list[str]:
@@ -239,3 +247,23 @@ def check_pretraining_file(path: str, max_seq_length: int, max_predictions_per_s
         raise ValueError(f"{path} holds token id {top} but the config's vocab_size is {vocab_size}: "
                          f"the data was made with a larger vocab than the config describes")
     return kind
+
+
+def write_int_records(path: str, rows: Iterable[dict]) -> int:
+    """Rows of integer features ({name: int or int array}) -> tf.train.Example TFRecord at ``path``, written under a
+    temporary name and renamed when complete (a killed run leaves no half file that a later run would take for a
+    cache); returns the row count."""
+    tmp, n = f"{path}.tmp-{os.getpid()}", 0
+    with tf.io.TFRecordWriter(tmp) as writer:
+        for row in rows:
+            feature = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=_flat(v)))
+                       for k, v in row.items()}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+            n += 1
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+    return n
+
+
+def _flat(value) -> list[int]:
+    """An int, a NumPy scalar or an array -> a flat list of Python ints."""
+    return value.reshape(-1).tolist() if hasattr(value, "reshape") else [int(value)]

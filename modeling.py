@@ -750,3 +750,59 @@ class AlbertTokenClassifier(keras.Model):
         if not training:
             out["tags"] = self.decode(out["logits"], mask)  # [B,T]
         return out
+
+
+class AlbertSpanExtractor(keras.Model):
+    """Backbone + the span head of extractive reading comprehension (BERT's SQuAD head): sequence output [B,T,H] ->
+    (pre-LN configs only: LayerNorm) -> [B,T,2] with ``output_weights`` [2,H] and ``output_bias`` [2] (the
+    classifier's names and layout) -> ``start_logits``, ``end_logits`` [B,T] float32.
+
+    The logits are masked (set to ``MASKED_LOGIT``) outside the positions an answer may take: the context pieces and
+    [CLS] (position 0, "no answer" in SQuAD v2 and the label of windows that do not hold the answer). The context
+    is read from the inputs' layout, ``[CLS] question [SEP] context [SEP]`` with segment id 1 from the context on:
+    real tokens with segment id 1 except the last one ([SEP]). So a served model needs only the three usual inputs.
+    ``null_score`` [B] = start_logits[:, 0] + end_logits[:, 0] (SQuAD v2's no-answer score).
+    """
+
+    MASKED_LOGIT = -10000.0
+    num_labels = 2  # the checkpoint loader's view of the head: two rows of output_weights
+
+    def __init__(self, config: AlbertConfig, **kwargs):
+        kwargs.setdefault("name", "albert_span_extractor")
+        super().__init__(**kwargs)
+        self.config = config
+        self.albert = AlbertModel(config, name="albert")
+        self.layer_norm = _layer_norm(config, "loss_layer_norm") if config.ln_type == "preln" else None
+
+    def build(self, input_shape=None):
+        self.albert.build()
+        self.albert.pooler.trainable = False  # unused by span extraction: kept for the checkpoint layout
+        h = self.config.hidden_size
+        if self.layer_norm is not None:
+            self.layer_norm.build((None, None, h))
+        self.output_weights = self.add_weight(name="output_weights", shape=(2, h),
+                                              initializer=_initializer(self.config))
+        self.output_bias = self.add_weight(name="output_bias", shape=(2,), initializer="zeros")
+        super().build(input_shape)
+
+    @staticmethod
+    def answer_mask(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        """[B,T] bool: [CLS] and the context pieces (see the class docstring)."""
+        mask = tf.cast(inputs["input_mask"], tf.int32)
+        positions = tf.range(tf.shape(mask)[1])[None]
+        last = tf.reduce_sum(mask, axis=1, keepdims=True) - 1
+        context = (mask > 0) & (tf.cast(inputs["segment_ids"], tf.int32) == 1) & (positions < last)
+        return context | (positions == 0)
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
+        out = dict(self.albert(inputs, training=training))
+        x = out["sequence_output"]
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        logits = tf.einsum("bth,kh->btk", _compute(x, self.compute_dtype), self.output_weights)
+        logits = _float32(logits) + _float32(self.output_bias)  # [B,T,2]
+        mask = self.answer_mask(inputs)
+        out["start_logits"] = tf.where(mask, logits[:, :, 0], self.MASKED_LOGIT)  # [B,T]
+        out["end_logits"] = tf.where(mask, logits[:, :, 1], self.MASKED_LOGIT)  # [B,T]
+        out["null_score"] = out["start_logits"][:, 0] + out["end_logits"][:, 0]  # [B]
+        return out

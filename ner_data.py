@@ -53,6 +53,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
+import input_pipeline
 import tokenization
 from classifier_data import DataFormatError, feature_cache_key, read_text_lines
 
@@ -454,14 +455,9 @@ def ner_features(max_seq_length: int) -> dict:
 
 
 def write_records(path: str, features: dict[str, np.ndarray]) -> None:
-    """Features -> TFRecord at ``path`` (via a temporary name: a killed run leaves no half file)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for i in range(len(features["input_ids"])):
-            feature = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=v[i].tolist()))
-                       for k, v in features.items()}
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    """Features (columns [N,T]) -> TFRecord at ``path`` (input_pipeline.write_int_records)."""
+    input_pipeline.write_int_records(path, ({k: v[i] for k, v in features.items()}
+                                            for i in range(len(features["input_ids"]))))
 
 
 @dataclasses.dataclass

@@ -22,16 +22,22 @@ format characters with older Unicode tables than Python's `unicodedata`, so
 about 500 rare characters assigned or re-categorised since (e.g. U+061D,
 U+2E55-U+2E5D) can tokenize differently. None is CJK or common punctuation.
 
-This module must not import TensorFlow; `sentencepiece` is imported only when
-an `spm_model_file` is used.
+`FullTokenizer.tokenize_with_offsets` also gives each token's character span in the original text (HF's
+offsets mapping; WordPiece only), for extractive reading comprehension; `char_to_token_index` maps an answer's
+character span to tokens.
+
+This module must not import TensorFlow; NumPy is imported only by `tokenize_with_offsets`, and
+`sentencepiece` only when an `spm_model_file` is used.
 """
 
 from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import logging
 import re
+import sys
 import unicodedata
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -377,6 +383,117 @@ _CHAR_MEMOS = {lower: Memo(lambda code_point, lower=lower: _normalise_char(chr(c
                for lower in (False, True)}
 
 
+# --------------------------------------------------------------------------- character offsets
+# tokenize_with_offsets runs the same normalisation as tokenize, but also keeps, for every character of the
+# normalised text, the span of the original text it came from; a token's offsets then run from the start of its
+# first normalised character to the end of its last. HF's tokenizers does the same (NormalizedString alignments),
+# so the offsets equal BertTokenizerFast's `return_offsets_mapping` (but for NFD's reordering, see
+# _normalise_with_spans).
+
+# By do_lower_case: a NumPy array, by code point, of how many normalised characters the character becomes (the
+# length of its `_CHAR_MEMOS` value; _UNKNOWN_LENGTH until first seen). NumPy is imported on first use only.
+_LENGTH_TABLES: dict[bool, Any] = {}
+_UNKNOWN_LENGTH = 255  # no character becomes that many (at most 4 from NFD, plus spaces)
+
+
+def _normalised_lengths(text: str, do_lower_case: bool) -> Any:
+    """A NumPy uint8 array: for each character of `text`, the length of its `_CHAR_MEMOS` value."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    table = _LENGTH_TABLES.get(do_lower_case)
+    if table is None:
+        table = _LENGTH_TABLES[do_lower_case] = np.full(sys.maxunicode + 1, _UNKNOWN_LENGTH, np.uint8)
+    # surrogatepass: a lone surrogate (removed as Cs) is still one code point.
+    code_points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+    lengths = table[code_points]
+    if (lengths == _UNKNOWN_LENGTH).any():
+        memo = _CHAR_MEMOS[do_lower_case]
+        for code_point in np.unique(code_points[lengths == _UNKNOWN_LENGTH]).tolist():
+            table[code_point] = len(memo[code_point])
+        lengths = table[code_points]
+    return lengths
+
+
+def _normalise_with_spans(text: str, do_lower_case: bool) -> tuple[str, list[int], list[int]]:
+    """`text` normalised as by the reference path (`BasicTokenizer._tokenize_segment_reference`), one character at
+    a time, with the original span [starts[k], ends[k]) of each normalised character k.
+
+    The slow path, for texts with a complex character: NFD's canonical reordering can move a mark that accent
+    stripping keeps past other marks. Each normalised character keeps the span of the character it came from,
+    wherever the reordering moved it; where two kept marks swapped, their spans are merged, so that starts and
+    ends stay non-decreasing. HF instead aligns the k-th character of a reordered run with the k-th character
+    written there, so its span can miss the token's own character (e.g. "\\U0001d16e\\u0f71": NFD swaps them and
+    stripping drops U+0F71; HF spans the token (1, 2), the stripped mark; here (0, 1)).
+    """
+    # Cleaning and CJK padding, character by character (padding spaces never reach a token).
+    chars: list[tuple[str, int]] = []
+    for index, char in enumerate(text):
+        if char in "\x00\ufffd" or is_control(char):
+            continue
+        if is_whitespace(char):
+            chars.append((" ", index))
+        elif is_chinese_char(char):
+            chars += ((" ", index), (char, index), (" ", index))
+        else:
+            chars.append((char, index))
+    spans = [(char, index, index + 1) for char, index in chars]
+    if do_lower_case:
+        # NFD of the whole text = each character's NFD, then a stable sort of every run of non-zero combining
+        # class by that class; then accent stripping drops Mn and lower-casing maps each character on its own.
+        decomposed = [(part, start, end) for char, start, end in spans for part in unicodedata.normalize("NFD", char)]
+        spans = []
+        run: list[tuple[str, int, int]] = []
+        for item in decomposed + [(" ", len(text), len(text))]:  # a final starter closes the last run
+            if unicodedata.combining(item[0]):
+                run.append(item)
+                continue
+            spans += sorted(run, key=lambda entry: unicodedata.combining(entry[0]))
+            spans.append(item)
+            run = []
+        spans.pop()
+        spans = [(lower, start, end) for char, start, end in spans if unicodedata.category(char) != "Mn"
+                 for lower in _lower_case(char)]
+    normalised: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for char, start, end in spans:
+        part = _spaced_punctuation(char)
+        normalised.append(part)
+        starts += [start] * len(part)
+        ends += [end] * len(part)
+    # Merge the spans of kept marks that reordering swapped (a start above a later one, an end below an earlier
+    # one): the runs of marks follow one starter, so this never reaches past it.
+    starts = list(itertools.accumulate(reversed(starts), min))[::-1]
+    return "".join(normalised), starts, list(itertools.accumulate(ends, max))
+
+
+def char_to_token_index(offsets: Sequence[tuple[int, int]], char_start: int, char_end: int) -> tuple[int, int] | None:
+    """The (first, last) indices of the tokens whose offsets overlap the characters [char_start, char_end).
+
+    `offsets` are `FullTokenizer.tokenize_with_offsets`'s: (start, end) character spans in token order. A token
+    overlaps the span when it shares at least one character with it, so a span that starts or ends inside a
+    token (an answer boundary inside a WordPiece word) takes the whole token. Returns None when no token
+    overlaps: the span is empty, or holds only whitespace or removed characters, or lies outside the text.
+    For example, with offsets [(0, 2), (2, 5), (6, 7)]: (1, 3) -> (0, 1); (5, 6) -> None; (3, 7) -> (1, 2).
+
+    Raises:
+      ValueError: char_end < char_start.
+    """
+    if char_end < char_start:
+        raise ValueError(f"char_end {char_end} is before char_start {char_start}")
+    if char_end == char_start:  # an empty span shares no character with any token
+        return None
+    first = last = None
+    for token_index, (start, end) in enumerate(offsets):
+        if start < char_end and end > char_start:
+            if first is None:
+                first = token_index
+            last = token_index
+        elif first is not None and start >= char_end:
+            break  # offsets are in text order: no later token can overlap
+    return None if first is None else (first, last)
+
+
 # --------------------------------------------------------------------------- tokenizers
 
 class BasicTokenizer:
@@ -537,6 +654,108 @@ class FullTokenizer:
                 pieces = memo[word] = self.wordpiece_tokenizer.tokenize(word)
             tokens += pieces
         return tokens
+
+    def tokenize_with_offsets(self, text: str) -> tuple[list[str], list[tuple[int, int]]]:
+        """`tokenize(text)` and, for each token, the (start, end) character span of `text` it came from.
+
+        The tokens are exactly `tokenize(text)`'s; `text[start:end]` (end exclusive) holds the original
+        characters a token came from, through every normalisation step:
+          * removed characters (NUL, U+FFFD, control, format, private-use) belong to no token; a token spans from
+            its first to its last kept character, so one removed inside a word lies inside the word's span
+            ("ab\\u200bc" -> "abc" (0, 4)), one at its edge outside it;
+          * whitespace (U+3000, U+00A0, tabs, line breaks ...) separates words and belongs to no token;
+          * a CJK ideograph or a punctuation character is a token of its own, spanning that character;
+          * lower-casing and accent stripping map each character on its own: "É" -> "e" spans the "É"; a
+            combining mark written as a character of its own is stripped, so it is covered only inside a word
+            ("e\\u0301" -> "e" (0, 1), "e\\u0301x" -> "ex" (0, 3)); a character that becomes several ("ǆ" -> "dz",
+            a Hangul syllable -> 2-3 jamo) gives each of them its span, so WordPiece pieces can share one
+            character ("한" -> "ᄒ", "##ᅡ", "##ᆫ", each (0, 1));
+          * where NFD's canonical reordering moves a mark that accent stripping keeps (a spacing mark with a
+            combining class, e.g. U+1D165, U+302E: never in Chinese text), the mark still spans its own character
+            (two such marks that swap share the span of both);
+          * WordPiece: a word's first piece spans its characters, a "##" piece only its own (the "##" is not in
+            the text); [UNK] (a word the vocab cannot cover, or longer than 100 characters) spans the whole word;
+          * a special token kept whole ("[SEP]" in the text, unless `split_special_tokens`) spans its characters.
+        Starts and ends are non-decreasing. They equal HF's `BertTokenizerFast(..., return_offsets_mapping=True)`
+        without added special tokens, except where canonical reordering permutes marks around a kept one: HF
+        aligns them by position, so its span can miss the token's character (see `_normalise_with_spans`).
+        `char_to_token_index` maps a character span to tokens.
+
+        Raises:
+          NotImplementedError: a SentencePiece tokenizer (offsets are for WordPiece vocabs, which the Chinese
+            ALBERT checkpoints use).
+          TypeError: `text` is not `str` (offsets index characters; decode bytes first).
+        """
+        if self.sp_model is not None:
+            raise NotImplementedError("tokenize_with_offsets supports WordPiece vocabs (vocab_file) only, not "
+                                      "SentencePiece models (spm_model_file); the Chinese ALBERT checkpoints "
+                                      "use WordPiece")
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, not {type(text).__name__}: offsets index characters")
+        tokens: list[str] = []
+        offsets: list[tuple[int, int]] = []
+        never_split = self.basic_tokenizer.never_split
+        if not never_split or _tokens_pattern(tuple(never_split)).search(text) is None:
+            self._add_segment_with_offsets(text, 0, tokens, offsets)
+            return tokens, offsets
+        position = 0
+        for segment, keep_whole in _split_on_tokens(text, never_split):
+            if keep_whole:  # WordPiece keeps a special token whole: the vocab holds it
+                pieces = self.wordpiece_tokenizer.tokenize(segment)
+                tokens += pieces
+                offsets += [(position, position + len(segment))] * len(pieces)
+            else:
+                self._add_segment_with_offsets(segment, position, tokens, offsets)
+            position += len(segment)
+        return tokens, offsets
+
+    def _add_segment_with_offsets(self, text: str, base: int, tokens: list[str],
+                                  offsets: list[tuple[int, int]]) -> None:
+        """Appends the tokens of `text` (holding no kept special token) and their offsets plus `base`.
+
+        Vectorised with NumPy (imported only here): a Python loop per word or character would cost several
+        times `tokenize`.
+        """
+        import numpy as np  # pylint: disable=import-outside-toplevel
+
+        lower = bool(self.basic_tokenizer.do_lower_case)  # as tokenize: the basic tokenizer decides
+        normalised = text.translate(_CHAR_MEMOS[lower])
+        if _COMPLEX in normalised:  # rare: a combining mark NFD may reorder (see _normalise_char)
+            normalised, start_list, end_list = _normalise_with_spans(text, lower)
+            starts, ends = np.array(start_list, np.int64), np.array(end_list, np.int64)
+        else:  # normalised character k comes from original character starts[k]
+            starts = np.repeat(np.arange(len(text), dtype=np.int64), _normalised_lengths(text, lower))
+            ends = starts + 1
+        words = normalised.split()
+        if not words:
+            return
+        pieces = list(map(self._pieces.get, words))
+        if None in pieces:  # as in tokenize: the same memo and bound
+            for index, word in enumerate(words):
+                if pieces[index] is None:
+                    if len(self._pieces) >= _WORDPIECE_MEMO_SIZE:
+                        self._pieces.clear()
+                    pieces[index] = self._pieces[word] = self.wordpiece_tokenizer.tokenize(word)
+        new_tokens = list(itertools.chain.from_iterable(pieces))
+        tokens += new_tokens
+        # Words are the runs of non-spaces (the only whitespace left is " "): edges alternate start, stop.
+        in_word = np.frombuffer(normalised.encode("utf-32-le"), np.uint32) != 32
+        edges = np.flatnonzero(np.diff(in_word, prepend=False, append=False))
+        token_first, token_stop = edges[0::2], edges[1::2]  # one piece a word ([UNK] too) covers the word
+        if len(new_tokens) > len(words):  # some words have several pieces: each covers its own characters
+            counts = np.fromiter(map(len, pieces), np.int64, len(words))
+            token_first, token_stop = np.repeat(token_first, counts), np.repeat(token_stop, counts)
+            first_tokens = (np.cumsum(counts) - counts).tolist()
+            for word_index in np.flatnonzero(counts > 1).tolist():
+                token_index = first_tokens[word_index]
+                position = int(token_first[token_index])
+                for piece in pieces[word_index]:
+                    token_first[token_index] = position
+                    # The "##" of every piece but the first is not in the text.
+                    position += len(piece) - (2 if token_index > first_tokens[word_index] else 0)
+                    token_stop[token_index] = position
+                    token_index += 1
+        offsets += zip((starts[token_first] + base).tolist(), (ends[token_stop - 1] + base).tolist())
 
     def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
         """Maps tokens to ids; unknown tokens get the [UNK] (SentencePiece: <unk>) id."""

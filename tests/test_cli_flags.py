@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 import build_vocab  # noqa: E402
 import demo_report  # noqa: E402
 import make_demo_tasks  # noqa: E402
+import make_mrc_data  # noqa: E402
 import make_ner_data  # noqa: E402
 import prepare_demo_corpus  # noqa: E402
 
@@ -44,6 +45,9 @@ CLIS = {
                         None),
     "make_ner_data": (make_ner_data, ["output_dir", "cache_dir", "sdist", "seed", "max_sentences"],
                       ["--output_dir=ner"], None),
+    "make_mrc_data": (make_mrc_data, ["output_dir", "cache_dir", "sdist", "input_file", "seed", "max_questions",
+                                      "questions_per_document", "max_answer_share", "max_document_chars",
+                                      "keep_query_sentence"], ["--output_dir=mrc"], "keep_query_sentence"),
     "prepare_demo_corpus": (prepare_demo_corpus, ["cache_dir", "output_dir", "sdist"], [], None),
     # its booleans: tests/test_create_pretraining_data.py
     "create_pretraining_data": (create_pretraining_data, [
@@ -178,6 +182,9 @@ ABSL_CLIS = {
     "run_pretraining": ["input_file", "bert_config_file", "init_checkpoint", "learning_rate", "optimizer",
                         "masked_lm_prob", "distribution_strategy"],
     "extract_features": ["input_file", "output_file", "bert_config_file", "vocab_file", "pooling", "pair_score"],
+    "run_mrc": ["task_name", "data_dir", "bert_config_file", "train_file", "predict_file", "doc_stride",
+                "max_query_length", "max_answer_length", "n_best_size", "version_2_with_negative",
+                "null_score_diff_threshold", "learning_rate", "question", "evaluate"],
 }
 
 
