@@ -111,9 +111,9 @@ class ReadReport:
         return ", ".join(parts)
 
 
-def read_json(path: str) -> Any:
+def read_json(path: str, what: str = "") -> Any:
     """A UTF-8 JSON file (local, or any TensorFlow file system when the path has a scheme); a syntax error names
-    the file, line and column."""
+    the file, line and column. ``what``: the file's role ("gold file"), named in the messages when given."""
     if "://" in path:
         import tensorflow as tf  # only for gs:// and the like
         with tf.io.gfile.GFile(path, "rb") as f:
@@ -121,14 +121,15 @@ def read_json(path: str) -> Any:
     else:
         with open(path, "rb") as f:
             raw = f.read()
+    role = f"the {what} is " if what else ""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataFormatError(f"{path}: not UTF-8 (byte {err.start})") from None
+        raise DataFormatError(f"{path}: {role}not UTF-8 (byte {err.start})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataFormatError(f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}") from None
+        raise DataFormatError(f"{path}:{err.lineno}:{err.colno}: {role}not valid JSON: {err.msg}") from None
 
 
 def _context_overlap(context: str, start: int, end: int, question: str, width: int = 10) -> int:
@@ -160,8 +161,35 @@ def locate_answer(context: str, text: str, start: int | None, question: str) -> 
     return best, "placed"
 
 
-def _iter_squad(data: Any, path: str) -> Iterator[tuple[str, str, str, list[tuple[str, int | None]], bool]]:
-    """(qid, question, context, [(answer text, start)], is_impossible) from SQuAD-style articles."""
+# (qid, question, context, [(answer text, answer_start or None)], is_impossible): one question as read from a file
+Question = tuple[str, str, str, list[tuple[str, int | None]], bool]
+
+
+def _id_and_question(qa: Any, id_key: str, text_key: str, path: str, where: str) -> tuple[str, str]:
+    """The id (as a string) and question text of one question object; ``where``: its place, for a missing id."""
+    qid = qa.get(id_key) if isinstance(qa, dict) else None
+    if qid is None:
+        raise DataFormatError(f"{where} has no \"{id_key}\"")
+    qid = str(qid)
+    if not isinstance(qa.get(text_key), str):
+        raise DataFormatError(f"{path}: question {qid} has no \"{text_key}\" string")
+    return qid, qa[text_key]
+
+
+def _answer_list(qa: dict, qid: str, path: str, require: bool) -> list:
+    """The question's "answers" list; a missing one is [] (unlabelled data) unless ``require``."""
+    answers = qa.get("answers")
+    if answers is None and not require:
+        return []
+    if answers is None:
+        raise DataFormatError(f"{path}: question {qid} has no \"answers\" list")
+    if not isinstance(answers, list):
+        raise DataFormatError(f"{path}: question {qid}: \"answers\" is not a list")
+    return answers
+
+
+def _iter_squad(data: list, path: str, require_answers: bool) -> Iterator[Question]:
+    """The questions of SQuAD-style articles."""
     for a, article in enumerate(data):
         if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
             raise DataFormatError(f"{path}: data[{a}] has no \"paragraphs\" list")
@@ -173,15 +201,9 @@ def _iter_squad(data: Any, path: str) -> Iterator[tuple[str, str, str, list[tupl
             if not isinstance(context, str):
                 raise DataFormatError(f"{where} has no \"context\" string")
             for q, qa in enumerate(paragraph.get("qas") or []):
-                qid = qa.get("id") if isinstance(qa, dict) else None
-                if qid is None:
-                    raise DataFormatError(f"{where}.qas[{q}] has no \"id\"")
-                qid = str(qid)
-                question = qa.get("question")
-                if not isinstance(question, str):
-                    raise DataFormatError(f"{path}: question {qid} has no \"question\" string")
+                qid, question = _id_and_question(qa, "id", "question", path, f"{where}.qas[{q}]")
                 answers = []
-                for answer in qa.get("answers") or []:
+                for answer in _answer_list(qa, qid, path, require_answers):
                     if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
                         raise DataFormatError(f"{path}: question {qid}: an answer without a \"text\" string")
                     start = answer.get("answer_start")
@@ -191,31 +213,40 @@ def _iter_squad(data: Any, path: str) -> Iterator[tuple[str, str, str, list[tupl
                 yield qid, question, context, answers, bool(qa.get("is_impossible", False))
 
 
-def _iter_cmrc_original(data: Any, path: str) -> Iterator[tuple[str, str, str, list[tuple[str, int | None]], bool]]:
-    """The same tuples from the original CMRC2018 format (answers as strings, no offsets)."""
+def _iter_cmrc_original(data: list, path: str, require_answers: bool) -> Iterator[Question]:
+    """The questions of the original CMRC2018 format (answers as strings, no offsets)."""
     for c, item in enumerate(data):
         if not isinstance(item, dict) or not isinstance(item.get("context_text"), str):
             raise DataFormatError(f"{path}: item {c} has no \"context_text\" string")
         for q, qa in enumerate(item.get("qas") or []):
-            qid = qa.get("query_id") if isinstance(qa, dict) else None
-            if qid is None:
-                raise DataFormatError(f"{path}: item {c} ({item.get('context_id')}), qas[{q}] has no \"query_id\"")
-            qid = str(qid)
-            if not isinstance(qa.get("query_text"), str):
-                raise DataFormatError(f"{path}: question {qid} has no \"query_text\" string")
-            answers = qa.get("answers") or []
+            where = f"{path}: item {c} ({item.get('context_id')}), qas[{q}]"
+            qid, question = _id_and_question(qa, "query_id", "query_text", path, where)
+            answers = _answer_list(qa, qid, path, require_answers)
             if not all(isinstance(t, str) for t in answers):
                 raise DataFormatError(f"{path}: question {qid}: answers must be strings in this format")
-            yield qid, qa["query_text"], item["context_text"], [(t, None) for t in answers], False
+            yield qid, question, item["context_text"], [(t, None) for t in answers], False
 
 
-def _records(data: Any, path: str):
+def iter_questions(data: Any, path: str, *, require_answers: bool = False) -> Iterator[Question]:
+    """(qid, question, context, [(answer text, answer_start or None)], is_impossible) of every question of a parsed
+    file in either format (see the module docstring), in the file's order; ids are strings.
+
+    The format is the first item's: the original CMRC2018 one when it has "context_text", "context_id" or "qas"
+    and no "paragraphs", else SQuAD-style. A question without "answers" has none (unlabelled data) unless
+    ``require_answers`` (a gold file), where that is an error. Raises DataFormatError naming ``path`` and the
+    question (its id, or its place when it has none) for anything malformed and for an id that repeats.
+    """
     items = data.get("data") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise DataFormatError(f"{path}: expected SQuAD-style {{\"data\": [...]}} or the original CMRC2018 list")
-    if any(isinstance(i, dict) and "context_text" in i for i in items[:1]):
-        return _iter_cmrc_original(items, path)
-    return _iter_squad(items, path)
+    first = items[0] if items and isinstance(items[0], dict) else {}
+    original = "paragraphs" not in first and any(k in first for k in ("context_text", "context_id", "qas"))
+    seen: set[str] = set()
+    for record in (_iter_cmrc_original if original else _iter_squad)(items, path, require_answers):
+        if record[0] in seen:
+            raise DataFormatError(f"{path}: question id {record[0]} occurs twice")
+        seen.add(record[0])
+        yield record
 
 
 def read_examples(path: str, *, training: bool, version_2: bool = False, skip_bad: bool = False
@@ -227,11 +258,7 @@ def read_examples(path: str, *, training: bool, version_2: bool = False, skip_ba
     """
     report = ReadReport(path)
     examples: list[MrcExample] = []
-    seen: set[str] = set()
-    for qid, question, context, answers, impossible in _records(read_json(path), path):
-        if qid in seen:
-            raise DataFormatError(f"{path}: question id {qid} occurs twice")
-        seen.add(qid)
+    for qid, question, context, answers, impossible in iter_questions(read_json(path), path):
         try:
             if not context.strip():
                 raise DataFormatError(f"{path}: question {qid}: the context is empty")

@@ -25,7 +25,9 @@ What is defined here:
   answered by the empty string; ``HasAns_*`` / ``NoAns_*`` breakdowns; with no-answer probabilities, predictions
   whose probability exceeds ``threshold`` become "no answer", and ``best_exact`` / ``best_f1`` with their
   thresholds are searched as the official v2 script does.
-* ``gold_answers``, ``questions``: question id -> gold answer texts / question text, from either gold format.
+* ``gold_answers``, ``questions``: question id -> gold answer texts / question text, from either gold format,
+  read by ``mrc_data.iter_questions`` (the reader run_mrc.py trains on) with ``mrc_data.read_json``; a gold
+  question must have an id, a question text, a context and an "answers" list.
 * ``question_type``: a keyword table for Chinese questions (who/when/where/...); ``cmrc2018_scores`` breaks the
   scores down by it when given the question texts.
 * ``evaluate_files``: the above on files (what run_mrc.py and this CLI call).
@@ -59,6 +61,7 @@ import sys
 from typing import Any, Iterator, Mapping
 
 import cli
+import mrc_data  # the gold-file reader (no TensorFlow at import)
 
 METRICS = ("auto", "cmrc2018", "squad", "squad_v2")
 
@@ -324,76 +327,36 @@ def _best_threshold(raw_scores: Mapping[str, float], predictions: Mapping[str, s
 
 # --------------------------------------------------------------------------- gold files
 
-
-def _iter_questions(dataset: Any) -> Iterator[tuple[str, str, list[str], str]]:
-    """(qid, question, gold answer texts, context) of each question of either gold format."""
-    articles = dataset.get("data") if isinstance(dataset, dict) else dataset
-    if not isinstance(articles, list):
-        raise ValueError("not a reading-comprehension gold file: expected {\"data\": [...]} (SQuAD-style) or a list "
-                         "of {\"context_id\", \"context_text\", \"qas\"} (CMRC2018's original format)")
-    for i, article in enumerate(articles):
-        if not isinstance(article, dict):
-            raise ValueError(f"data[{i}] is not an object")
-        if "paragraphs" in article:
-            paragraphs = [(f"data[{i}].paragraphs[{j}]", p) for j, p in enumerate(article["paragraphs"])]
-        elif "qas" in article:
-            paragraphs = [(f"data[{i}]", article)]
-        else:
-            raise ValueError(f"data[{i}] has neither 'paragraphs' (SQuAD-style) nor 'qas' (CMRC2018's original)")
-        for where, paragraph in paragraphs:
-            if not isinstance(paragraph, dict) or not isinstance(paragraph.get("qas"), list):
-                raise ValueError(f"{where} has no 'qas' list")
-            context = paragraph.get("context", paragraph.get("context_text", ""))
-            for k, qa in enumerate(paragraph["qas"]):
-                yield _read_question(qa, f"{where}.qas[{k}]") + (context if isinstance(context, str) else "",)
+GOLD = "gold file"  # what the messages call a gold file given without its path
 
 
-def _read_question(qa: Any, where: str) -> tuple[str, str, list[str]]:
-    if not isinstance(qa, dict):
-        raise ValueError(f"{where} is not an object")
-    qid = qa.get("id", qa.get("query_id"))
-    if qid is None:
-        raise ValueError(f"{where} has no 'id' (or 'query_id')")
-    qid = str(qid)
-    answers = qa.get("answers")
-    if not isinstance(answers, list):
-        raise ValueError(f"question {qid!r} ({where}) has no 'answers' list")
-    texts = []
-    for answer in answers:
-        text = answer.get("text") if isinstance(answer, dict) else answer
-        if not isinstance(text, str):
-            raise ValueError(f"question {qid!r} ({where}): an answer is neither a string nor {{\"text\": ...}}")
-        texts.append(text)
-    if qa.get("is_impossible") is True:
-        texts = []  # SQuAD v2: whatever answers an unanswerable question lists are plausible ones, not gold
-    question = qa.get("question", qa.get("query_text", ""))
-    return qid, question if isinstance(question, str) else "", texts
+def _gold_questions(dataset: Any, path: str) -> Iterator[tuple[str, str, list[str], str]]:
+    """(qid, question, gold answer texts, context) of each question, read by ``mrc_data.iter_questions`` (every
+    question needs an "answers" list); a question marked ``is_impossible`` has no gold answers."""
+    for qid, question, context, answers, impossible in mrc_data.iter_questions(dataset, path, require_answers=True):
+        yield qid, question, [] if impossible else [text for text, _ in answers], context
 
 
-def gold_answers(dataset: Any) -> dict[str, list[str]]:
-    """{question id: gold answer texts} of a parsed gold file (SQuAD-style or CMRC2018's original format); ids are
-    strings; [] for a question without an answer. ValueError names the question (or its place) when one is
-    malformed or an id repeats."""
-    gold: dict[str, list[str]] = {}
-    for qid, _, answers, _ in _iter_questions(dataset):
-        if qid in gold:
-            raise ValueError(f"question id {qid!r} occurs twice")
-        gold[qid] = answers
-    return gold
+def gold_answers(dataset: Any, path: str = GOLD) -> dict[str, list[str]]:
+    """{question id: gold answer texts} of a parsed gold file (SQuAD-style or CMRC2018's original format, as
+    ``mrc_data.iter_questions`` reads them); ids are strings; [] for a question without an answer.
+    ``mrc_data.DataFormatError`` (a ValueError) names ``path`` and the question when one is malformed or an id
+    repeats."""
+    return {qid: answers for qid, _, answers, _ in _gold_questions(dataset, path)}
 
 
-def questions(dataset: Any) -> dict[str, str]:
-    """{question id: question text} of a parsed gold file ("" where a question has no text)."""
-    return {qid: question for qid, question, _, _ in _iter_questions(dataset)}
+def questions(dataset: Any, path: str = GOLD) -> dict[str, str]:
+    """{question id: question text} of a parsed gold file."""
+    return {qid: question for qid, question, _, _ in _gold_questions(dataset, path)}
 
 
 _CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
-def detect_metric(dataset: Any) -> str:
+def detect_metric(dataset: Any, path: str = GOLD) -> str:
     """"squad_v2" when a gold question has no answer, else "cmrc2018" when a context or gold answer holds a CJK
     character, else "squad"."""
-    found = list(_iter_questions(dataset))
+    found = list(_gold_questions(dataset, path))
     if any(not answers for _, _, answers, _ in found):
         return "squad_v2"
     if any(_CJK.search(context) or any(_CJK.search(a) for a in answers) for _, _, answers, context in found):
@@ -402,24 +365,6 @@ def detect_metric(dataset: Any) -> str:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def _read_json(path: str, what: str) -> Any:
-    try:
-        if "://" in path:  # gs://, hdfs://, ...: TensorFlow's file system, only then imported
-            import tensorflow as tf
-
-            with tf.io.gfile.GFile(path, "rb") as f:
-                raw = f.read()
-        else:
-            with open(path, "rb") as f:
-                raw = f.read()
-        return json.loads(raw.decode("utf-8-sig"))
-    except json.JSONDecodeError as err:
-        where = f"line {err.lineno} column {err.colno}"
-        raise ValueError(f"{path}: the {what} is not valid JSON: {err.msg} at {where}") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: the {what} is not UTF-8 text (byte {err.start})") from None
 
 
 def _write_text(path: str, text: str) -> None:
@@ -435,7 +380,7 @@ def _write_text(path: str, text: str) -> None:
 
 def read_predictions(path: str) -> dict[str, str]:
     """A predictions file: a JSON object {question id: answer text}."""
-    predictions = _read_json(path, "predictions file")
+    predictions = mrc_data.read_json(path, "predictions file")
     if not isinstance(predictions, dict):
         raise ValueError(f"{path}: predictions must be a JSON object {{question id: answer text}}, "
                          f"not a {type(predictions).__name__}")
@@ -447,7 +392,7 @@ def read_predictions(path: str) -> dict[str, str]:
 
 def read_null_odds(path: str) -> dict[str, float]:
     """A no-answer file: a JSON object {question id: number} (probability or score; larger = rather no answer)."""
-    odds = _read_json(path, "null odds file")
+    odds = mrc_data.read_json(path, "null odds file")
     if not isinstance(odds, dict):
         raise ValueError(f"{path}: null odds must be a JSON object {{question id: number}}")
     for qid, value in odds.items():
@@ -462,17 +407,15 @@ def evaluate_files(gold_path: str, predictions_path: str, metric: str = "auto", 
 
     Returns ``{"metric": name, **scores}``: ``cmrc2018_scores`` with the question-type breakdown, or
     ``squad_scores`` (v1.1 for "squad", v2.0 for "squad_v2"; ``null_odds_path`` and ``threshold`` apply to v2).
-    Bad input raises ValueError naming the file.
+    Bad input raises ValueError naming the file (``mrc_data.DataFormatError`` for a file that is not JSON or a gold
+    file that is not one, naming the question too).
     """
     if metric not in METRICS:
         raise ValueError(f"metric {metric!r}: one of {', '.join(METRICS)}")
-    dataset = _read_json(gold_path, "gold file")
-    try:
-        gold = gold_answers(dataset)
-        chosen = detect_metric(dataset) if metric == "auto" else metric
-        texts = questions(dataset)
-    except ValueError as err:
-        raise ValueError(f"{gold_path}: {err}") from None
+    dataset = mrc_data.read_json(gold_path, "gold file")
+    gold = gold_answers(dataset, gold_path)
+    chosen = detect_metric(dataset, gold_path) if metric == "auto" else metric
+    texts = questions(dataset, gold_path)
     if not gold:
         raise ValueError(f"{gold_path}: no questions in the gold file")
     predictions = read_predictions(predictions_path)

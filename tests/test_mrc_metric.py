@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import mrc_data
 import mrc_metric as mm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,21 +207,41 @@ def test_gold_answers_of_both_formats():
     assert mm.questions(original) == {"C1_QUERY_0": "哪里？"}
 
 
+def original_format(*qas: dict) -> list:
+    return [{"context_id": "C", "context_text": "上海。", "qas": list(qas)}]
+
+
 @pytest.mark.parametrize("dataset,message", [
-    (squad_style({"c": [{"id": "Q9", "question": "?"}]}), "question 'Q9'.*no 'answers'"),
-    (squad_style({"c": [{"question": "?", "answers": []}]}), r"qas\[0\] has no 'id'"),
-    (squad_style({"c": [{"id": "Q1", "answers": [3]}]}), "question 'Q1'.*neither a string"),
-    (squad_style({"c": [{"id": "Q1", "answers": []}, {"id": "Q1", "answers": []}]}), "'Q1' occurs twice"),
-    ({"version": "1"}, "not a reading-comprehension gold file"),
-    ([{"context_id": "C"}], r"data\[0\] has neither"),
+    # a gold question needs an "answers" list (mrc_data alone reads a missing one as unlabelled data)
+    (squad_style({"c": [{"id": "Q9", "question": "?"}]}), 'question Q9 has no "answers" list'),
+    (original_format({"query_id": "C_Q0", "query_text": "?"}), 'question C_Q0 has no "answers" list'),
+    (original_format({"query_id": "C_Q0", "query_text": "?", "answers": "上海"}),
+     'question C_Q0: "answers" is not a list'),
+    (squad_style({"c": [{"question": "?", "answers": []}]}), r'data\[0\]\.paragraphs\[0\]\.qas\[0\] has no "id"'),
+    (squad_style({"c": [{"id": "Q2", "answers": []}]}), 'question Q2 has no "question" string'),
+    (squad_style({"c": [{"id": "Q1", "question": "?", "answers": [3]}]}), 'question Q1: an answer without a "text"'),
+    # SQuAD-style answers are {"text", "answer_start"} objects, never plain strings (those are the original format's)
+    (squad_style({"c": [{"id": "Q3", "question": "?", "answers": ["c"]}]}), 'question Q3: an answer without a "text"'),
+    (original_format({"query_id": "C_Q4", "query_text": "?", "answers": [{"text": "上海"}]}),
+     "question C_Q4: answers must be strings"),
+    (squad_style({"c": [{"id": "Q1", "question": "?", "answers": []}, {"id": "Q1", "question": "?", "answers": []}]}),
+     "question id Q1 occurs twice"),
+    ({"version": "1"}, r'expected SQuAD-style \{"data": \[\.\.\.\]\} or the original CMRC2018 list'),
+    ([{"context_id": "C"}], 'item 0 has no "context_text" string'),
+    ([{"title": "t"}], r'data\[0\] has no "paragraphs" list'),
 ])
-def test_gold_errors_name_the_question(dataset, message):
-    with pytest.raises(ValueError, match=message):
-        mm.gold_answers(dataset)
+def test_gold_errors_name_the_file_and_question(dataset, message):
+    with pytest.raises(mrc_data.DataFormatError, match=f"^g.json: {message}"):
+        mm.gold_answers(dataset, "g.json")
+    with pytest.raises(ValueError, match=f"^gold file: {message}"):  # without a path: the file's role
+        mm.questions(dataset)
 
 
 def write(path: Path, value) -> str:
-    path.write_text(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False), encoding="utf-8")
+    if isinstance(value, bytes):
+        path.write_bytes(value)
+    else:
+        path.write_text(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False), encoding="utf-8")
     return str(path)
 
 
@@ -243,12 +264,13 @@ def test_evaluate_files_picks_the_metric(tmp_path):
 
 
 @pytest.mark.parametrize("content,message", [
-    ('{"a": "x",\n "b": }', r"pred.json: the predictions file is not valid JSON: .* line 2 column 7"),
+    ('{"a": "x",\n "b": }', "pred.json:2:7: the predictions file is not valid JSON: Expecting value"),
+    (b'{"a": "\xff"}', r"pred.json: the predictions file is not UTF-8 \(byte 7\)"),
     ('["x"]', "pred.json: predictions must be a JSON object"),
     ('{"a": 3}', "pred.json: the prediction for question 'a' is not a string"),
 ])
 def test_bad_predictions_files(tmp_path, content, message):
-    gold = write(tmp_path / "gold.json", squad_style({"c": [{"id": "a", "answers": [{"text": "x"}]}]}))
+    gold = write(tmp_path / "gold.json", squad_style({"c": [{"id": "a", "question": "q", "answers": [{"text": "x"}]}]}))
     with pytest.raises(ValueError, match=message):
         mm.evaluate_files(gold, write(tmp_path / "pred.json", content))
 
@@ -256,14 +278,19 @@ def test_bad_predictions_files(tmp_path, content, message):
 def test_bad_gold_and_null_odds_files(tmp_path):
     predictions = write(tmp_path / "pred.json", {"a": "x"})
     gold = write(tmp_path / "gold.json", squad_style({"c": [{"id": "a", "question": "q"}]}))
-    with pytest.raises(ValueError, match=r"gold.json: question 'a' .*no 'answers'"):
+    with pytest.raises(mrc_data.DataFormatError, match='gold.json: question a has no "answers" list'):
         mm.evaluate_files(gold, predictions)
-    v2 = write(tmp_path / "v2.json", squad_style({"c": [{"id": "a", "answers": []}]}))
+    with pytest.raises(mrc_data.DataFormatError, match="gold.json:1:2: the gold file is not valid JSON"):
+        mm.evaluate_files(write(tmp_path / "gold.json", "{"), predictions)
+    v2 = write(tmp_path / "v2.json", squad_style({"c": [{"id": "a", "question": "q", "answers": []}]}))
     with pytest.raises(ValueError, match="null.json: no null probability for question 'a'"):
         mm.evaluate_files(v2, predictions, null_odds_path=write(tmp_path / "null.json", {}))
     with pytest.raises(ValueError, match="null.json: the null odds of question 'a' is not a number"):
         mm.evaluate_files(v2, predictions, null_odds_path=write(tmp_path / "null.json", {"a": "0.5"}))
-    english = write(tmp_path / "en.json", squad_style({"c": [{"id": "a", "answers": [{"text": "x"}]}]}))
+    with pytest.raises(ValueError, match="null.json:1:7: the null odds file is not valid JSON"):
+        mm.evaluate_files(v2, predictions, null_odds_path=write(tmp_path / "null.json", '{"a": }'))
+    english = write(tmp_path / "en.json",
+                    squad_style({"c": [{"id": "a", "question": "q", "answers": [{"text": "x"}]}]}))
     with pytest.raises(ValueError, match="squad_v2 metric only"):
         mm.evaluate_files(english, predictions, null_odds_path=write(tmp_path / "null.json", {"a": 0.5}))
 
@@ -334,12 +361,13 @@ def test_cli_reports_malformed_json_in_one_line(tmp_path):
     gold = write(tmp_path / "gold.json", '{"data": [')
     done = run_cli([gold, write(tmp_path / "pred.json", {})])
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.splitlines()[0] == (f"mrc_metric.py: error: {gold}: the gold file is not valid JSON: "
-                                          "Expecting value at line 1 column 11")
+    assert done.stderr.splitlines()[0] == (f"mrc_metric.py: error: {gold}:1:11: the gold file is not valid JSON: "
+                                          "Expecting value")
 
 
 def test_cli_positionals_and_flags(tmp_path, capsys):
-    gold = write(tmp_path / "gold.json", squad_style({"c": [{"id": "a", "answers": [{"text": "The cat"}]}]}))
+    gold = write(tmp_path / "gold.json",
+                 squad_style({"c": [{"id": "a", "question": "q", "answers": [{"text": "The cat"}]}]}))
     predictions = write(tmp_path / "pred.json", {"a": "cat"})
     for argv in ([gold, predictions], ["--metric", "squad", gold, predictions],
                  [f"--gold_file={gold}", "--predictions_file", predictions]):
