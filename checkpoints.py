@@ -671,7 +671,8 @@ def write_tf1_checkpoint(model: keras.Model, prefix: str, global_step: int | Non
 def model_from_checkpoint(config_file: str, path: str, *, model_family: str | None = None,
                           num_labels: int | None = None, require_heads: bool = True, verbose: bool = True,
                           classifier_pooling: str = "cls", tagger: bool = False,
-                          constraints: tuple[Any, Any] | None = None) -> tuple[keras.Model, LoadReport]:
+                          constraints: tuple[Any, Any] | None = None,
+                          span_extraction: bool = False) -> tuple[keras.Model, LoadReport]:
     """Config file + checkpoint -> the model the checkpoint holds, loaded (the glue the export/convert CLIs share).
 
     num_labels: None = what the checkpoint holds (a classifier when it has root ``output_weights``, else a
@@ -680,11 +681,33 @@ def model_from_checkpoint(config_file: str, path: str, *, model_family: str | No
     config does not set it either, take the checkpoint's). classifier_pooling: what a classifier reads (the
     AlbertClassifier argument; the checkpoint does not record it). tagger: an AlbertTokenClassifier (run_ner.py's
     model; with a CRF when the checkpoint has one) with C = num_labels tags, decoding under ``constraints``.
+    span_extraction: an AlbertSpanExtractor (run_mrc.py's model). Its head is stored as a 2-label classifier's
+    (root ``output_weights`` [2,H]: start, end), so the checkpoint cannot tell the two apart and the caller says
+    which; a checkpoint with another head (or, with ``require_heads``, none) is a CheckpointError.
     """
     path = resolve_checkpoint_path(path)  # once: a directory's notes are printed once
     config = modeling.AlbertConfig.from_json_file(config_file, model_family=model_family)
     config = config_for_checkpoint(config, path, family_given=family_was_given(config))
     info = inspect_checkpoint(path)
+    if span_extraction:
+        if tagger or num_labels not in (None, 2):
+            raise ValueError(f"span_extraction: a span extractor has a 2-row head (start, end) and is no tagger; "
+                             f"got tagger={tagger}, num_labels={num_labels}")
+        need = "a span extractor (run_mrc.py) needs root output_weights [2, hidden_size] (start, end), output_bias [2]"
+        if info.has_crf:
+            raise CheckpointError(f"{info.path} holds a CRF (crf/transitions): a run_ner.py tagger, not a span "
+                                  f"extractor; {need}")
+        if info.num_labels is not None and info.num_labels != 2:
+            raise CheckpointError(f"{info.path} holds a head of {info.num_labels} rows (output_weights "
+                                  f"{info.shapes['output_weights']}): a classifier or tagger, not a span extractor; "
+                                  f"{need}")
+        if info.num_labels is None and require_heads:
+            held = "MLM and SOP heads (a pretraining checkpoint)" if info.has_pretraining_heads else "no head"
+            raise CheckpointError(f"{info.path} holds {held}, no span head: {need} (the checkpoint run_mrc.py "
+                                  f"wrote: its output_dir or output_dir/best)")
+        model = modeling.AlbertSpanExtractor(config)
+        model.build()
+        return model, load_checkpoint(model, path, require_heads=require_heads, verbose=verbose)
     if num_labels is None:
         num_labels = info.num_labels if info.num_labels is not None else (None if info.has_pretraining_heads else 0)
     if num_labels is None:
@@ -716,8 +739,11 @@ def describe(path: str) -> str:
         hidden = (words_2 or mapping or [None, words[1]])[1]
         lines.append(f"  config needs: vocab_size {words[0]}, embedding_size {words[1]}, hidden_size {hidden}"
                      + (f", max_position_embeddings {positions[0]}" if positions else ""))
+    head = f"classifier or tagger ({info.num_labels} labels)"
+    if info.num_labels == 2:  # the same variables as a span head: only the flag tells them apart
+        head += " or span extractor (run_mrc.py: start, end; --span_extraction)"
     heads = [name for name, on in (("MLM + SOP (pretraining)", info.has_pretraining_heads),
-                                   (f"classifier or tagger ({info.num_labels} labels)", info.num_labels is not None),
+                                   (head, info.num_labels is not None),
                                    ("CRF (run_ner.py tagger)", info.has_crf)) if on]
     lines.append("  heads: " + (", ".join(heads) if heads else "none (a bare backbone)"))
     lines += [f"  {name} {shape}" for name, shape in sorted(shapes.items())]

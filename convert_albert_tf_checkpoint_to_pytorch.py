@@ -6,8 +6,12 @@
 Writes ``config.json`` and ``model.safetensors`` (numpy + safetensors only: neither torch nor transformers is needed
 to convert). What the directory holds follows the checkpoint: a fine-tuned classifier (root ``output_weights``)
 -> ``*ForSequenceClassification``; a run_ner.py tagger (``--token_classification``, implied by a CRF; tag names
-from ``--tag_list_file``) -> ``*ForTokenClassification`` (+ ``crf.json`` with the CRF's scores); MLM/SOP heads ->
-``*ForPreTraining``; otherwise the bare backbone model.
+from ``--tag_list_file``) -> ``*ForTokenClassification`` (+ ``crf.json`` with the CRF's scores); a run_mrc.py span
+extractor (``--span_extraction``: its head is stored as a 2-label classifier's, so only the flag tells them apart)
+-> ``*ForQuestionAnswering`` (``qa_outputs`` = ``output_weights`` [2,H], row 0 start, row 1 end; HF's
+``start_logits`` / ``end_logits`` are not masked: ours are -10000 outside [CLS] and the context pieces, so compare
+or decode there only); MLM/SOP heads -> ``*ForPreTraining``; otherwise the bare backbone model. HF's token
+classification and question answering models have no pooler, so none is written for them.
 
 Google family -> HF ALBERT (``AlbertForPreTraining`` …). HF creates all ``num_hidden_groups`` groups while the
 checkpoint (and our model) has only those some layer uses (G > L configs such as ``*_google_fast``); each unused
@@ -20,7 +24,8 @@ table (no bias, nothing between), a shared layer is the same layer repeated, and
 × ``word_embeddings_2``ᵀ × ``word_embeddings``ᵀ is × (that table)ᵀ. So they are written as HF BERT
 (``BertForPreTraining`` …) with the product multiplied out and shared layers repeated: exact, but the file is
 larger (V·H instead of V·E + E·H embedding values; L layers instead of one). Pre-LN models have no HF
-equivalent at all (HF BERT and ALBERT are post-LN) and are refused.
+equivalent at all (HF BERT and ALBERT are post-LN) and are refused (their heads' ``loss/LayerNorm`` could not be
+expressed either: HF's classification, tagging and QA heads are a bare Linear).
 
 SOP logits land in BERT's ``seq_relationship`` head (label 0 = original order, as NSP's 0 = "is next").
 """
@@ -83,12 +88,17 @@ def _heads(model: keras.Model, sd: _Tensors, mlm_transform: str, mlm_bias: str, 
         sd["classifier.weight"] = model.output_weights.numpy()  # (K, H) = (out, in)
         sd["classifier.bias"] = model.output_bias.numpy()
         return "ForTokenClassification"
+    if isinstance(model, modeling.AlbertSpanExtractor):
+        sd["qa_outputs.weight"] = model.output_weights.numpy()  # (2, H) = (out, in): start, end
+        sd["qa_outputs.bias"] = model.output_bias.numpy()
+        return "ForQuestionAnswering"
     return "Model"
 
 
 def _has_pooler(model: keras.Model) -> bool:
-    """HF's *ForTokenClassification models are built without a pooler (add_pooling_layer=False)."""
-    return not isinstance(model, modeling.AlbertTokenClassifier)
+    """HF's *ForTokenClassification and *ForQuestionAnswering models are built without a pooler
+    (add_pooling_layer=False)."""
+    return not isinstance(model, (modeling.AlbertTokenClassifier, modeling.AlbertSpanExtractor))
 
 
 def albert_state_dict(model: keras.Model) -> tuple[dict[str, np.ndarray], str]:
@@ -182,7 +192,9 @@ def hf_config(model: keras.Model, architecture: str, labels: list[str] | None = 
     if out["model_type"] == "albert":
         out.update(embedding_size=c.embedding_size, num_hidden_groups=c.num_hidden_groups, inner_group_num=1)
     clf = heads.get("classifier")
-    if clf is not None:
+    if isinstance(clf, modeling.AlbertSpanExtractor):  # HF's QA head: num_labels 2 (start, end), no dropout
+        out["id2label"], out["label2id"] = {"0": "start", "1": "end"}, {"start": 0, "end": 1}
+    elif clf is not None:
         rate = float(clf.dropout.rate)
         out["classifier_dropout_prob" if out["model_type"] == "albert" else "classifier_dropout"] = rate
         count = getattr(clf, "num_labels", getattr(clf, "num_tags", None))
@@ -237,11 +249,23 @@ def define_flags(fv: flags.FlagValues) -> None:
                       "The checkpoint is a run_ner.py tagger (implied when it has a CRF).", flag_values=fv)
     flags.DEFINE_string("tag_list_file", None, "Tag names for id2label (run_ner.py's output_dir/tag_list.txt).",
                         flag_values=fv)
+    flags.DEFINE_bool("span_extraction", False, "A run_mrc.py model: outputs start_logits, end_logits (written as "
+                      "HF *ForQuestionAnswering; its head is stored as a 2-label classifier's, so this flag tells "
+                      "them apart).", flag_values=fv)
     flags.mark_flags_as_required(["tf_checkpoint_path", "albert_config_file", "pytorch_dump_path"], flag_values=fv)
 
 
 def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
-    return cli.parse_flags(argv, define_flags, __doc__)
+    """Parses and checks the flags (exit status 2 with ``PROG: error: ...`` when they do not fit together)."""
+    fv = cli.parse_flags(argv, define_flags, __doc__)
+    if fv.span_extraction:
+        if fv.token_classification or fv.tag_list_file:
+            cli.usage_error("--span_extraction (a run_mrc.py model) and --token_classification / --tag_list_file "
+                            "(a run_ner.py tagger) are two different models: pass one")
+        if fv.num_labels not in (None, 2):
+            cli.usage_error(f"--span_extraction: the span head has 2 rows (start, end), not --num_labels="
+                            f"{fv.num_labels}; leave --num_labels out")
+    return fv
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -249,9 +273,11 @@ def main(argv: list[str] | None = None) -> str:
     out_dir = args.pytorch_dump_path
     if out_dir.endswith(".bin"):  # the old converters took a pytorch_model.bin file path
         out_dir = os.path.dirname(out_dir) or "."
-    tagger = args.token_classification or checkpoints.inspect_checkpoint(args.tf_checkpoint_path).has_crf
+    tagger = not args.span_extraction and (args.token_classification or
+                                           checkpoints.inspect_checkpoint(args.tf_checkpoint_path).has_crf)
     model, _ = checkpoints.model_from_checkpoint(args.albert_config_file, args.tf_checkpoint_path, tagger=tagger,
-                                                 model_family=args.model_family, num_labels=args.num_labels)
+                                                 model_family=args.model_family, num_labels=args.num_labels,
+                                                 span_extraction=args.span_extraction)
     labels = None
     if args.tag_list_file:
         with open(args.tag_list_file, encoding="utf-8") as f:

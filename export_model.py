@@ -3,15 +3,36 @@
     python export_model.py --bert_config_file=albert_config/albert_config_tiny.json \\
         --init_checkpoint=output/lcqmc/best --num_labels=2 --max_seq_length=128 \\
         --export_dir=export/lcqmc_litert --format=litert --quantize=dynamic_int8
+    python export_model.py --bert_config_file=albert_config/albert_config_tiny.json \\
+        --init_checkpoint=output/cmrc2018/best --span_extraction --max_seq_length=512 \\
+        --export_dir=export/cmrc2018_onnx --format=onnx
 
 Every format has the SavedModel's interface: inputs ``input_ids``, ``input_mask``, ``segment_ids`` (int32 [B,T]),
-outputs ``pooled_output``, ``sequence_output`` and, with a head, ``logits`` and ``probabilities`` (a run_ner.py
-tagger: [B,T,K] and ``tags`` [B,T] int32). See export_saved_model.py for the SavedModel itself.
+outputs ``pooled_output`` [B,H], ``sequence_output`` [B,T,H] and, per head:
+
+* a run_classifier.py classifier: ``logits`` and ``probabilities`` [B,C];
+* a run_ner.py tagger (``--token_classification``, implied by a CRF or ``--tag_list_file``): ``logits`` and
+  ``probabilities`` [B,T,K], ``tags`` [B,T] int32;
+* a run_mrc.py span extractor (``--span_extraction``; its head is stored as a 2-label classifier's, so only the
+  flag tells them apart): ``start_logits`` and ``end_logits`` [B,T], for inputs laid out as ``[CLS] question
+  [SEP] context [SEP]`` with segment id 1 from the context on, and -10000 outside [CLS] and the context pieces
+  (mrc_data.py decodes them; SQuAD v2's null score is their sum at position 0).
+
+The formats (export_saved_model.py describes the SavedModel itself):
 
 * ``--format=saved_model``: ``EXPORT_DIR`` is the SavedModel (``serving_default``). ``--with_tokenizer
   --vocab_file=... [--do_lower_case=false]`` adds ``serving_text(text_a)`` and ``serving_text_pair(text_a, text_b)``,
   which take raw UTF-8 strings and tokenize inside the graph (graph_tokenizer.py; core TF ops only, so TF Serving
   needs nothing else); after export their ids are checked against the Python tokenizer on sample texts.
+  For a span extractor, ``serving_text_pair(text_a=question, text_b=context)`` packs the pair as BERT does,
+  ``[CLS] question [SEP] context [SEP]`` with segment id 1 from the context's first piece to the final [SEP]:
+  the layout the span head reads, and run_mrc.py's first window (mrc_data.MrcEncoder) exactly when the question
+  has at most min(max_query_length, ceil((max_seq_length - 3) / 2)) pieces. There is no window striding in the
+  graph: a longer pair is cut longest-first (the context loses its tail, and a question longer than half the room
+  its own tail).
+  The logits index pieces, not characters: cutting the answer from the context needs the pieces' character
+  offsets (``tokenization.FullTokenizer.tokenize_with_offsets``), so for long contexts or answer text, tokenize
+  in the app with mrc_data.MrcEncoder and call ``serving_default`` per window.
 * ``--format=litert``: ``EXPORT_DIR/model.tflite``, converted from that SavedModel with LiteRT's built-in ops only
   (the Flex delegate is gone from ai_edge_litert and TF 2.20+), one signature ``serving_default`` with the names
   above, any batch and length up to ``max_seq_length``; a tagger's Viterbi loop needs static shapes there, so a
@@ -51,15 +72,23 @@ FP32_TOLERANCE = 1e-3  # outputs of a float export may differ from the SavedMode
 ONNX_OPSET = 17
 
 
-def check_inputs(max_seq_length: int, vocab_size: int, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
-    """A batch of token ids with padding, for comparing an export with its SavedModel."""
+def check_inputs(max_seq_length: int, vocab_size: int, batch: int = 2, seed: int = 0,
+                 pair: bool = False) -> dict[str, np.ndarray]:
+    """A batch of token ids with padding, for comparing an export with its SavedModel.
+
+    pair: segment id 1 from a quarter of the length on (a span extractor's context; without it every logit but
+    [CLS]'s would be the masked constant, and the comparison would test nothing)."""
     rng = np.random.default_rng(seed)
     ids = rng.integers(5, vocab_size, size=(batch, max_seq_length)).astype(np.int32)
     mask = np.ones_like(ids)
     mask[-1, max_seq_length // 2:] = 0  # the last row is padded
     ids[mask == 0] = 0
     ids[:, 0] = 2
-    return {"input_ids": ids, "input_mask": mask, "segment_ids": np.zeros_like(ids)}
+    segments = np.zeros_like(ids)
+    if pair:
+        segments[:, max(1, max_seq_length // 4):] = 1
+        segments *= mask
+    return {"input_ids": ids, "input_mask": mask, "segment_ids": segments}
 
 
 def saved_model_outputs(saved_model_dir: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -175,7 +204,8 @@ def export(model, export_dir: str, fmt: str, max_seq_length: int, quantize: str 
     with tempfile.TemporaryDirectory(dir=export_dir, prefix=".saved_model.") as staging:
         export_saved_model.export_saved_model(model, staging, max_seq_length, static_shape=static)
         albert, _ = checkpoints.split_model(model)
-        inputs = check_inputs(max_seq_length, albert.config.vocab_size, batch=1 if static else 2)
+        inputs = check_inputs(max_seq_length, albert.config.vocab_size, batch=1 if static else 2,
+                              pair=isinstance(model, modeling.AlbertSpanExtractor))
         reference = saved_model_outputs(staging, inputs)
         final = os.path.join(export_dir, "model.tflite" if fmt == "litert" else "model.onnx")
         partial = final + ".partial"
@@ -214,6 +244,8 @@ def define_flags(fv: flags.FlagValues) -> None:
                       flag_values=fv)
     flags.DEFINE_string("tag_list_file", None, "run_ner.py's tag_list.txt: decode under its BIO constraints (as "
                         "run_ner.py does).", flag_values=fv)
+    flags.DEFINE_bool("span_extraction", False, "A run_mrc.py model: outputs start_logits, end_logits (its head is "
+                      "stored as a 2-label classifier's, so this flag tells them apart).", flag_values=fv)
     flags.DEFINE_bool("with_tokenizer", False, "SavedModel only: add serving_text(text_a) / "
                       "serving_text_pair(text_a, text_b), which take raw UTF-8 text and tokenize in the graph "
                       "(needs --vocab_file).", flag_values=fv)
@@ -223,6 +255,13 @@ def define_flags(fv: flags.FlagValues) -> None:
 def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
     """Parses and checks the flags (exit status 2 with ``PROG: error: ...`` when they do not fit together)."""
     fv = cli.parse_flags(argv, define_flags, __doc__)
+    if fv.span_extraction:
+        if fv.token_classification or fv.tag_list_file:
+            cli.usage_error("--span_extraction (a run_mrc.py model) and --token_classification / --tag_list_file "
+                            "(a run_ner.py tagger) are two different models: pass one")
+        if fv.num_labels not in (None, 2):
+            cli.usage_error(f"--span_extraction: the span head has 2 rows (start, end), not --num_labels="
+                            f"{fv.num_labels}; leave --num_labels out")
     if fv.with_tokenizer:
         if fv.spm_model_file:
             cli.usage_error("--with_tokenizer tokenizes with a WordPiece --vocab_file only: a SentencePiece model "
@@ -240,8 +279,8 @@ def main(argv: list[str] | None = None) -> str:
     tokenizer = None
     if args.with_tokenizer:
         tokenizer = graph_tokenizer.GraphTokenizer(args.vocab_file, args.do_lower_case, args.max_seq_length)
-    tagger = args.token_classification or bool(args.tag_list_file) or \
-        checkpoints.inspect_checkpoint(args.init_checkpoint).has_crf
+    tagger = not args.span_extraction and (args.token_classification or bool(args.tag_list_file) or
+                                           checkpoints.inspect_checkpoint(args.init_checkpoint).has_crf)
     constraints = None
     if args.tag_list_file:
         with open(args.tag_list_file, encoding="utf-8") as f:
@@ -249,7 +288,7 @@ def main(argv: list[str] | None = None) -> str:
     model, _ = checkpoints.model_from_checkpoint(args.bert_config_file, args.init_checkpoint,
                                                  model_family=args.model_family, num_labels=args.num_labels,
                                                  classifier_pooling=args.classifier_pooling, tagger=tagger,
-                                                 constraints=constraints)
+                                                 constraints=constraints, span_extraction=args.span_extraction)
     if isinstance(model, modeling.AlbertPretrainingModel):
         raise SystemExit(f"{args.init_checkpoint} holds a pretraining model (MLM and SOP heads): pass --num_labels=0 "
                          f"to export its backbone, or a fine-tuned checkpoint")

@@ -1,14 +1,16 @@
-"""Exports a model (backbone, or backbone + classifier head) as a TF SavedModel for serving.
+"""Exports a model (backbone, or backbone + a classifier, tagger or span head) as a TF SavedModel for serving.
 
     python export_saved_model.py --bert_config_file=albert_config/albert_config_tiny.json \\
         --init_checkpoint=output/lcqmc/ --export_dir=export/lcqmc --max_seq_length=128 --num_labels=2
+    python export_saved_model.py ... --init_checkpoint=output/cmrc2018/best --span_extraction  # run_mrc.py's
 
 The SavedModel has one signature, ``serving_default(input_ids, input_mask, segment_ids)`` (int32 [B,T], any B and
 T <= max_position_embeddings) -> ``pooled_output`` [B,H], ``sequence_output`` [B,T,H] (float32), plus ``logits`` and
 ``probabilities`` [B,C] when the model has a classifier head; a tagger (run_ner.py) gives ``logits`` and
 ``probabilities`` [B,T,K] and ``tags`` [B,T] (int32 tag ids, in tag_list.txt's order, 0 on [CLS], [SEP] and
 padding); a span extractor (run_mrc.py) gives ``start_logits`` and ``end_logits`` [B,T] (inputs laid out as
-``[CLS] question [SEP] context [SEP]``, segment ids 1 from the context on; mrc_data.py decodes them).
+``[CLS] question [SEP] context [SEP]``, segment ids 1 from the context on, -10000 outside [CLS] and the context;
+mrc_data.py decodes them). A span head is stored as a 2-label classifier's: ``--span_extraction`` says which.
 It needs no project code to load::
 
     served = tf.saved_model.load("export/lcqmc").signatures["serving_default"]
@@ -19,7 +21,9 @@ inside the graph with core TensorFlow ops (no Python tokenizer, no custom ops on
 
 * ``serving_text(text_a)`` and ``serving_text_pair(text_a, text_b)`` (tf.string [B], UTF-8): the outputs above plus
   the ``input_ids``, ``input_mask``, ``segment_ids`` [B, max_seq_length] the text became (equal to
-  run_classifier.py's features). An empty ``text_b`` makes that row a single text.
+  run_classifier.py's features). An empty ``text_b`` makes that row a single text. A span extractor takes
+  ``serving_text_pair(text_a=question, text_b=context)``: BERT's pair packing is its window layout (one window,
+  cut longest-first; export_model.py's docstring says when it equals run_mrc.py's).
 * In Python, ``tf.saved_model.load(d).serving_text(text_a, text_b=None)`` takes either form.
 """
 
@@ -108,18 +112,27 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("num_labels", 0, "Classifier label count; 0 = backbone only.", flag_values=fv)
     flags.DEFINE_enum("classifier_pooling", "cls", list(modeling.CLASSIFIER_POOLINGS),
                       "The pooling the classifier was fine-tuned with (run_classifier.py's flag).", flag_values=fv)
+    flags.DEFINE_bool("span_extraction", False, "A run_mrc.py model: outputs start_logits, end_logits (its head is "
+                      "stored as a 2-label classifier's, so this flag tells them apart).", flag_values=fv)
     flags.mark_flags_as_required(["bert_config_file", "init_checkpoint", "export_dir"], flag_values=fv)
 
 
 def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
-    return cli.parse_flags(argv, define_flags, __doc__)
+    """Parses and checks the flags (exit status 2 with ``PROG: error: ...`` when they do not fit together)."""
+    fv = cli.parse_flags(argv, define_flags, __doc__)
+    if fv.span_extraction and fv.num_labels not in (0, 2):
+        cli.usage_error(f"--span_extraction: the span head has 2 rows (start, end), not --num_labels={fv.num_labels}; "
+                        f"leave --num_labels out")
+    return fv
 
 
 def main(argv: list[str] | None = None) -> list[str]:
     args = parse_flags(argv)
     model, _ = checkpoints.model_from_checkpoint(args.bert_config_file, args.init_checkpoint,
-                                                 model_family=args.model_family, num_labels=args.num_labels,
-                                                 classifier_pooling=args.classifier_pooling)
+                                                 model_family=args.model_family,
+                                                 num_labels=None if args.span_extraction else args.num_labels,
+                                                 classifier_pooling=args.classifier_pooling,
+                                                 span_extraction=args.span_extraction)
     return export_saved_model(model, args.export_dir, args.max_seq_length)
 
 

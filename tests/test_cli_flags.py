@@ -29,12 +29,14 @@ MODEL = ["bert_config_file", "albert_config_file", "init_checkpoint", "model_fam
 CLIS = {
     "export_model": (export_model, MODEL + [
         "vocab_file", "spm_model_file", "do_lower_case", "export_dir", "format", "quantize", "num_labels",
-        "classifier_pooling", "token_classification", "tag_list_file", "with_tokenizer"],
+        "classifier_pooling", "token_classification", "tag_list_file", "with_tokenizer", "span_extraction"],
         ["--bert_config_file=c.json", "--init_checkpoint=ckpt", "--export_dir=e"], "token_classification"),
-    "export_saved_model": (export_saved_model, MODEL + ["export_dir", "num_labels", "classifier_pooling"],
-                           ["--bert_config_file=c.json", "--init_checkpoint=ckpt", "--export_dir=e"], None),
+    "export_saved_model": (export_saved_model,
+                           MODEL + ["export_dir", "num_labels", "classifier_pooling", "span_extraction"],
+                           ["--bert_config_file=c.json", "--init_checkpoint=ckpt", "--export_dir=e"],
+                           "span_extraction"),
     "convert": (convert, ["tf_checkpoint_path", "albert_config_file", "bert_config_file", "pytorch_dump_path",
-                          "num_labels", "model_family", "token_classification", "tag_list_file"],
+                          "num_labels", "model_family", "token_classification", "tag_list_file", "span_extraction"],
                 ["--tf_checkpoint_path=ckpt", "--albert_config_file=c.json", "--pytorch_dump_path=hf"],
                 "token_classification"),
     "build_vocab": (build_vocab, ["input_file", "output_file", "do_lower_case", "min_count", "max_size",
