@@ -74,6 +74,19 @@ def define_model_flags(init_help: str, length_help: str, tokenizer: bool = True,
                           flag_values=fv)
 
 
+def check_head_flags(fv: flags.FlagValues) -> None:
+    """The head flags of the export and convert CLIs fit together: --span_extraction (a run_mrc.py model) with
+    neither --token_classification / --tag_list_file (a run_ner.py tagger) nor a --num_labels other than 2."""
+    if not fv.span_extraction:
+        return
+    if fv.token_classification or fv.tag_list_file:
+        usage_error("--span_extraction (a run_mrc.py model) and --token_classification / --tag_list_file "
+                    "(a run_ner.py tagger) are two different models: pass one")
+    if fv.num_labels not in (None, 2):
+        usage_error(f"--span_extraction: the span head has 2 rows (start, end), not --num_labels={fv.num_labels}; "
+                    f"leave --num_labels out")
+
+
 def list_all_flags_in_help(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """absl's ``--help`` lists the key flags of the main module only, not those that finetuning.py, optimization.py or
     this module define for it. Makes every flag defined by a module of this repository a key flag of the main module

@@ -258,13 +258,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
     """Parses and checks the flags (exit status 2 with ``PROG: error: ...`` when they do not fit together)."""
     fv = cli.parse_flags(argv, define_flags, __doc__)
-    if fv.span_extraction:
-        if fv.token_classification or fv.tag_list_file:
-            cli.usage_error("--span_extraction (a run_mrc.py model) and --token_classification / --tag_list_file "
-                            "(a run_ner.py tagger) are two different models: pass one")
-        if fv.num_labels not in (None, 2):
-            cli.usage_error(f"--span_extraction: the span head has 2 rows (start, end), not --num_labels="
-                            f"{fv.num_labels}; leave --num_labels out")
+    cli.check_head_flags(fv)
     return fv
 
 

@@ -13,7 +13,6 @@ import json
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import mrc_metric
-from test_classifier import CONFIG, ENV, REPO
+from test_classifier import CONFIG, run_cli
 
 QUESTIONS = {"title": "文中的书名是什么？", "quote": "引号里说的是什么？", "year": "文中提到哪一年？"}
 SEQ = 64
@@ -65,11 +64,7 @@ def mrc_task(reference_dir, tmp_path_factory) -> Path:
 
 
 def run_mrc(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, str(REPO / "run_mrc.py"), *args], env=ENV, cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
-    if ok:
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
+    return run_cli("run_mrc.py", *args, ok=ok, timeout=600)
 
 
 def flags(task: Path, out: Path, *extra: str) -> list[str]:

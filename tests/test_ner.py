@@ -11,7 +11,6 @@ import json
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from seqeval.metrics import f1_score
 import checkpoints
 import modeling
 import ner_data
-from test_classifier import CONFIG, ENV, REPO
+from test_classifier import CONFIG, run_cli
 
 # Entities: the insides of 《》 (titles) and of short “” (quotes), dates, and a gazetteer of places and people.
 # Titles, quotes and dates follow from the context (so they generalise to unseen ones), names are remembered.
@@ -80,11 +79,7 @@ def ner_task(reference_dir, tmp_path_factory) -> Path:
 
 
 def run_ner(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, str(REPO / "run_ner.py"), *args], env=ENV, cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
-    if ok:
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
+    return run_cli("run_ner.py", *args, ok=ok, timeout=600)
 
 
 def flags(task: Path, out: Path, *extra: str) -> list[str]:
