@@ -79,6 +79,9 @@ flags.DEFINE_integer("n_best_size", 20, "Start and end candidates per window, an
 flags.DEFINE_bool("version_2_with_negative", False, "Questions may have no answer (SQuAD v2): [CLS] is the null "
                                                     "answer.")
 flags.DEFINE_float("null_score_diff_threshold", 0.0, "v2: no answer when null score - best span score > this.")
+flags.DEFINE_enum("train_windows", "all", ["all", "with_answer"],
+                  "Training windows: all (BERT's: a window without the whole answer is labelled at [CLS]) or "
+                  "with_answer (only windows that hold it; v2's unanswerable questions keep theirs).")
 flags.DEFINE_string("question", None, "Answer this one question about --context (and print the answer).")
 flags.DEFINE_string("context", None, "The passage for --question.")
 flags.DEFINE_bool("evaluate", False, "Score a predictions file: run_mrc.py --evaluate GOLD.json PREDICTIONS.json.")
@@ -216,36 +219,45 @@ def load_split(split: str, encoder: mrc_data.MrcEncoder, version_2: bool,
     if training_split:
         import classifier_data  # the feature cache key the other CLIs use
 
+        task = (f"{FLAGS.task_name}/mrc/stride={encoder.doc_stride}/query={encoder.max_query_length}/v2={version_2}"
+                f"/windows={FLAGS.train_windows}")
         key, _ = classifier_data.feature_cache_key(
-            path, task=f"{FLAGS.task_name}/mrc/stride={encoder.doc_stride}/query={encoder.max_query_length}"
-                       f"/v2={version_2}", labels=[], max_seq_length=encoder.max_seq_length,
-            vocab_file=FLAGS.vocab_file, spm_model_file=FLAGS.spm_model_file, do_lower_case=FLAGS.do_lower_case,
+            path, task=task, labels=[], max_seq_length=encoder.max_seq_length, vocab_file=FLAGS.vocab_file,
+            spm_model_file=FLAGS.spm_model_file, do_lower_case=FLAGS.do_lower_case,
             skip_bad_lines=FLAGS.skip_bad_lines)
         cache_dir = os.path.join(FLAGS.output_dir, "features")
         tf.io.gfile.makedirs(cache_dir)
         out.features_file = os.path.join(cache_dir, f"mrc-{split}-{key}.tf_record")
-        rows = (row for window, row in encoded if not windows.append(window))
+        if FLAGS.train_windows == "with_answer":  # v2's unanswerable questions keep theirs: [CLS] is their answer
+            encoded = ((w, row) for w, row in encoded if w.start_position > 0 or examples[w.example].is_impossible)
+        rows = collect_windows(encoded, windows)
         if tf.io.gfile.exists(out.features_file):
             for _ in rows:
                 pass
         else:
             input_pipeline.write_int_records(out.features_file, rows)
     else:
-        rows = [row for window, row in encoded if not windows.append(window)]
-        out.features = mrc_data.feature_batch(rows)
+        out.features = mrc_data.feature_batch(list(collect_windows(encoded, windows)))
     extra = len(windows) - len(examples)
     truncated = encoder.truncated_questions - truncated_before
     print(f"  {split}: {len(windows)} windows of max_seq_length={encoder.max_seq_length}"
           + (f" ({extra} extra for long contexts, stride {encoder.doc_stride})" if extra else "")
           + (f", {truncated} questions cut to --max_query_length={encoder.max_query_length}" if truncated else "")
           + (f" -> {out.features_file}" if out.features_file else ""), flush=True)
-    if training_split:
+    if training_split and FLAGS.train_windows == "all":
         answered = {w.example for w in windows if w.start_position > 0}
         missed = sum(1 for i, e in enumerate(examples) if e.spans and not e.is_impossible and i not in answered)
         if missed:
             print(f"  note: {missed} training answers fit in no window (longer than a window): trained as [CLS]",
                   flush=True)
     return out
+
+
+def collect_windows(encoded, windows: list[mrc_data.Window]):
+    """The feature rows of ``encoded`` (window, row) pairs, appending each window to ``windows`` on the way."""
+    for window, row in encoded:
+        windows.append(window)
+        yield row
 
 
 def evaluate_files(argv: list[str]) -> dict:

@@ -165,3 +165,19 @@ def test_bad_input_is_one_clean_line(mrc_task, tmp_path):
     (bad / "test.json").write_text('{"data": [', encoding="utf-8")
     done = run_mrc(*flags(mrc_task, tmp_path / "out2", "--do_predict=true"), f"--data_dir={bad}", ok=False)
     assert done.returncode == 1 and f"{bad / 'test.json'}:1:" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_training_on_the_windows_that_hold_the_answer(mrc_task, tmp_path):
+    import mrc_data
+    import tokenization
+
+    tokenizer = tokenization.FullTokenizer(str(mrc_task / "vocab.txt"), True, split_special_tokens=True)
+    examples, _ = mrc_data.read_examples(str(mrc_task / "train.json"), training=True)
+    windows = [w for w, _ in mrc_data.MrcEncoder(tokenizer, SEQ, 24, 16).encode(examples)]
+    holding = sum(1 for w in windows if w.start_position > 0)
+    assert len(examples) <= holding < len(windows)  # answers in the overlaps sit in two windows
+    done = run_mrc(*flags(mrc_task, tmp_path / "out", "--do_train=true", "--train_windows=with_answer",
+                          "--num_train_epochs=1"))
+    assert f"train: {holding} windows of max_seq_length={SEQ}" in done.stdout
+    assert f"{holding} windows ({len(examples)} questions) × 1 epochs" in done.stdout
