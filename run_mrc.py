@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # before TF is imported; why: training.py
@@ -152,7 +153,9 @@ def score(metric: str, examples: list[mrc_data.MrcExample], answers: dict[str, m
             flat.update({f"{kind}_f1": float(s["f1"]), f"{kind}_em": float(s["em"]), f"{kind}_count": s["count"]})
     else:
         null_odds = {e.qid: answers[e.qid].null_odds for e in labelled} if metric == "squad_v2" else None
-        scores = mrc_metric.squad_scores(gold, predictions, null_odds)
+        # the predictions already hold the empty answers --null_score_diff_threshold chose: the odds only give the
+        # best-threshold scores, never a second cut (threshold +inf)
+        scores = mrc_metric.squad_scores(gold, predictions, null_odds, threshold=math.inf)
         flat = {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
     flat["questions"] = len(labelled)
     flat["answer_chars_mean"] = float(np.mean([len(answers[e.qid].text) for e in labelled])) if labelled else 0.0
