@@ -238,3 +238,16 @@ def test_long_context_answers_come_from_the_max_context_window(tokenizer):
     answer = decode_one(tokenizer, context, {41: 4.0}, {43: 4.0})
     assert answer.text == context[41:44]
     assert answer.nbest[0].score == pytest.approx(8.0)
+
+
+def test_serving_needs_no_training_code_and_no_tensorflow():
+    """A served span extractor needs only the pre- and post-processing: importing it loads neither TensorFlow nor
+    any training module."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mrc_data, mrc_metric; print(sorted(m for m in ('tensorflow', 'keras', 'training', "
+            "'modeling', 'finetuning') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
