@@ -301,9 +301,10 @@ def read_examples(path: str, *, training: bool, version_2: bool = False, skip_ba
 
 @dataclasses.dataclass
 class EncodedContext:
-    """A context's pieces and each piece's character span [start, end) in the context."""
+    """A context's pieces, their ids, and each piece's character span [start, end) in the context."""
     tokens: list[str]
     offsets: list[tuple[int, int]]
+    ids: list[int]
 
 
 @dataclasses.dataclass
@@ -363,7 +364,8 @@ class MrcEncoder:
     def context(self, text: str) -> EncodedContext:
         found = self._contexts.get(text)
         if found is None:
-            found = self._contexts[text] = EncodedContext(*self.tokenizer.tokenize_with_offsets(text))
+            tokens, offsets = self.tokenizer.tokenize_with_offsets(text)
+            found = self._contexts[text] = EncodedContext(tokens, offsets, self.tokenizer.convert_tokens_to_ids(tokens))
         return found
 
     def question_ids(self, question: str) -> list[int]:
@@ -384,7 +386,7 @@ class MrcEncoder:
             answer = None
             if example.spans and not example.is_impossible:
                 answer = tokenization.char_to_token_index(context.offsets, *example.spans[0])
-            ids = self.tokenizer.convert_tokens_to_ids(context.tokens)
+            ids = context.ids
             spans = window_starts(len(ids), room, self.doc_stride) if ids else [(0, 0)]
             for (start, length), flags in zip(spans, max_context_flags(spans)):
                 window = Window(index, first, start, length, flags)
