@@ -38,10 +38,11 @@ so a pretraining model's backbone loads into a classifier and back.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import keras
 import numpy as np
@@ -277,7 +278,8 @@ def resolve_checkpoint_path(path: str) -> str:
 
     For a directory, the ``checkpoint`` state file is followed when the files it names exist; the released
     albert_zh zips name absolute paths on their authors' machines, so otherwise the ``*.index`` files present are
-    used (the highest step). Raises FileNotFoundError saying what was looked for.
+    used (the highest step). Raises FileNotFoundError saying what was looked for, and CheckpointError when the
+    state file names an existing checkpoint outside the directory (another run's: its prefix must be passed).
     """
     if not path:
         raise FileNotFoundError("no checkpoint path given (--init_checkpoint / --tf_checkpoint_path)")
@@ -288,10 +290,17 @@ def resolve_checkpoint_path(path: str) -> str:
         except Exception:  # an unreadable state file: the *.index files below still tell
             state = None
         named = state.model_checkpoint_path if state else None
-        if named and tf.io.gfile.exists(named + ".index"):
-            return named
         found = sorted((p[: -len(".index")] for p in tf.io.gfile.glob(os.path.join(prefix, "*.index"))),
                        key=lambda p: (_step_of(p), p))
+        if named and tf.io.gfile.exists(named + ".index"):
+            import training  # lazily; the training loop applies the same rule to its own output_dir
+
+            if training.outside_directory(named, prefix):
+                own = f"; this directory's own newest is {found[-1]}" if found else ""
+                raise CheckpointError(f"{os.path.join(prefix, 'checkpoint')} names {named}, outside {prefix} "
+                                      f"(another run's checkpoint): pass the checkpoint prefix explicitly (e.g. "
+                                      f"{named}) if that is the one you want{own}")
+            return named
         if not found:
             raise FileNotFoundError(f"{path}: the directory holds no checkpoint (no *.index file)")
         if named:
@@ -302,6 +311,28 @@ def resolve_checkpoint_path(path: str) -> str:
         return prefix
     raise FileNotFoundError(f"{path}: no checkpoint there (looked for {prefix}.index, or a directory holding "
                             f"*.index files)")
+
+
+@contextlib.contextmanager
+def reading(prefix: str) -> Iterator[None]:
+    """Reads of checkpoint ``prefix`` (our loader's, or a ``tf.train.Checkpoint.restore``) that fail because its
+    files are cut short or damaged (an interrupted copy or download) raise CheckpointError naming the file, instead
+    of TF's bare "Read less bytes than requested" or "not an sstable"."""
+    try:
+        yield
+    except (IndexError, tf.errors.OpError) as err:
+        text = str(err).lower()
+        if not (isinstance(err, tf.errors.DataLossError) or "read less bytes" in text
+                or any(word in text for word in ("sstable", "checksum", "corrupt", "truncat"))):
+            raise
+        try:  # opening a reader reads the .index only: if that works, the .data shards are what is damaged
+            tf.train.load_checkpoint(prefix)
+            files = sorted(tf.io.gfile.glob(prefix + ".data-*")) or [prefix + ".index"]
+        except tf.errors.OpError:
+            files = [prefix + ".index"]
+        sizes = ", ".join(str(tf.io.gfile.stat(f).length) for f in files)
+        raise CheckpointError(f"{', '.join(files)}: truncated or corrupt checkpoint data ({sizes} bytes); "
+                              f"re-copy {'it' if len(files) == 1 else 'them'}") from None
 
 
 def detect_family(names: Iterable[str]) -> str | None:
@@ -355,15 +386,16 @@ def _backbone_under_albert(paths: dict[str, Any]) -> dict[str, Any]:
 def inspect_checkpoint(path: str) -> CheckpointInfo:
     """Reads a checkpoint's variable list (TF1 or our TF2, told apart by the object graph entry)."""
     prefix = resolve_checkpoint_path(path)
-    reader = tf.train.load_checkpoint(prefix)
-    all_shapes = reader.get_variable_to_shape_map()
-    if OBJECT_GRAPH_KEY in all_shapes:
-        keys, skipped = _read_object_graph(reader)
-        fmt, pretraining = TF2, ("mlm/", "sop/")
-    else:
-        skipped = sorted(n for n in all_shapes if is_optimizer_variable(n))
-        keys = {n: n for n in all_shapes if n not in skipped}
-        fmt, pretraining = TF1, ("cls/",)
+    with reading(prefix):  # a TF2 checkpoint's object graph is a tensor in its .data file
+        reader = tf.train.load_checkpoint(prefix)
+        all_shapes = reader.get_variable_to_shape_map()
+        if OBJECT_GRAPH_KEY in all_shapes:
+            keys, skipped = _read_object_graph(reader)
+            fmt, pretraining = TF2, ("mlm/", "sop/")
+        else:
+            skipped = sorted(n for n in all_shapes if is_optimizer_variable(n))
+            keys = {n: n for n in all_shapes if n not in skipped}
+            fmt, pretraining = TF1, ("cls/",)
     shapes = {name: list(all_shapes[key]) for name, key in keys.items()}
     # The classifier head is root-level output_weights [C,H] in TF1 (both families) and in ours alike.
     return CheckpointInfo(
@@ -588,16 +620,10 @@ def load_checkpoint(model: keras.Model, path: str, *, family_given: bool = True,
     if missing_heads and require_heads:
         raise CheckpointError(f"{info.path} has no {', '.join(missing_heads)} for this model; it would be random")
 
-    reader = tf.train.load_checkpoint(info.path)
-    for e in matched:
-        key = info.keys[stored_name[id(e)]]
-        try:
-            value = reader.get_tensor(key)
-        except (IndexError, tf.errors.OpError) as err:  # IndexError: "Read less bytes than requested"
-            raise CheckpointError(f"{info.path}: cannot read {key} ({type(err).__name__}: {err}): the checkpoint's "
-                                  f".data file is truncated or corrupt (an interrupted copy or download?); copy it "
-                                  f"again") from None
-        e.variable.assign(np.asarray(value, e.variable.dtype))
+    with reading(info.path):
+        reader = tf.train.load_checkpoint(info.path)
+        for e in matched:
+            e.variable.assign(np.asarray(reader.get_tensor(info.keys[stored_name[id(e)]]), e.variable.dtype))
 
     # Unused: stored values nobody took, each once under its shortest name (a TF2 object graph reaches some
     # variables by several paths, e.g. albert/embeddings/... and mlm/embeddings/...).

@@ -3,6 +3,7 @@ work), the model/tokenizer/checkpoint flags, errors at the CLI boundary and prog
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -39,6 +40,7 @@ def parse_flags(argv: Sequence[str] | None, define: Callable[[flags.FlagValues],
         usage_error(str(err))
     if rest:
         usage_error(f"unexpected arguments {' '.join(rest)!r}: every input is a --flag=value")
+    check_path_flags(flag_values)
     return flag_values
 
 
@@ -46,6 +48,42 @@ def _prog() -> str:
     import os
 
     return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c") else "albert_zh"
+
+
+# --------------------------------------------------------------------------- path flags
+
+# Flags that hold paths (or comma-separated lists of them), by name: every CLI's path flags follow these patterns.
+PATH_FLAG_SUFFIXES = ("_file", "_dir", "_path", "_checkpoint", "_output")
+PATH_FLAG_PREFIXES = ("output_", "out_")
+# A URL that lost a slash (os.path.normpath("gs://b/x") is "gs:/b/x"): every file API takes it for a local path
+# and writes ./gs:/b/x. Two letters at least, so that a Windows drive (C:/data) is not one.
+_ONE_SLASH_URL = re.compile(r"^([a-z][a-z0-9+.-]+):/(?=[^/])", re.IGNORECASE)
+
+
+def is_path_flag(name: str) -> bool:
+    return name.endswith(PATH_FLAG_SUFFIXES) or name.startswith(PATH_FLAG_PREFIXES)
+
+
+def one_slash_url_fix(value: str) -> str | None:
+    """``value`` with ``scheme:/`` made ``scheme://`` in each comma-separated part, or None when no part is a URL
+    that lost one slash."""
+    parts = value.split(",")
+    fixed = [_ONE_SLASH_URL.sub(r"\1://", part.strip(), count=1) for part in parts]
+    return ",".join(fixed) if fixed != [part.strip() for part in parts] else None
+
+
+def check_path_flags(flag_values: flags.FlagValues) -> None:
+    """Exits with a usage error when a path flag given on the command line (``is_path_flag``) holds a URL with one
+    slash. cli.parse_flags calls it for its CLIs; clean_errors for those parsed by absl's app.run."""
+    for name in flag_values:
+        flag = flag_values[name]
+        if not (flag.present and is_path_flag(name)) or flag.value is None:
+            continue
+        values = flag.value if isinstance(flag.value, list) else [flag.value]
+        value = ",".join(str(v) for v in values)
+        fix = one_slash_url_fix(value)
+        if fix is not None:
+            usage_error(f"--{name}={value}: looks like a URL with one slash; did you mean {fix}?")
 
 
 # --------------------------------------------------------------------------- absl flags the model CLIs share
@@ -124,7 +162,30 @@ def _message(err: BaseException) -> str:
         message += " -- the disk is full: free space there or write the output elsewhere"
     elif code in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in message:
         message += " -- that folder cannot be written: fix its permissions or choose another output path"
+    elif code in (errno.EEXIST, errno.ENOTDIR) or _NOT_A_FOLDER.search(message):
+        match = _NOT_A_FOLDER.search(message)
+        in_the_way = _file_in_the_way(getattr(err, "filename", None) or (match and match.group(1)) or "")
+        if in_the_way:
+            message += f" -- {in_the_way} is a file, not a folder: move that file away or choose another output path"
     return message
+
+
+# TensorFlow's words for a folder that is a file ("X is not a directory", "X; Not a directory").
+_NOT_A_FOLDER = re.compile(r"^(.+?)(?: is not a directory|; Not a directory)$", re.MULTILINE)
+
+
+def _file_in_the_way(path: str) -> str | None:
+    """The first part of local ``path`` (the path itself included) that exists and is not a folder: where a folder
+    was to be made or looked into."""
+    import os
+
+    if not isinstance(path, str) or not path or "://" in path:
+        return None
+    path = os.path.abspath(path)
+    parts = [path]
+    while os.path.dirname(parts[-1]) != parts[-1]:
+        parts.append(os.path.dirname(parts[-1]))
+    return next((p for p in reversed(parts) if os.path.lexists(p) and not os.path.isdir(p)), None)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -137,12 +198,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def clean_errors(main):
     """Wraps a CLI's main: an error of bad input (USER_ERRORS, TF's OpError) prints as ``PROG: error: message``
-    and exits with status 1, without the traceback above it; ``ALBERT_ZH_TRACEBACK=1`` shows the traceback."""
+    and exits with status 1, without the traceback above it; ``ALBERT_ZH_TRACEBACK=1`` shows the traceback.
+    Before main runs, the path flags of absl's global flags (when app.run has parsed them) are checked
+    (check_path_flags), so that every app.run CLI refuses a URL with one slash."""
     import functools
     import os
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
+        if flags.FLAGS.is_parsed():  # app.run parsed the global flags (cli.parse_flags checks its own)
+            check_path_flags(flags.FLAGS)
         try:
             return main(*args, **kwargs)
         except Exception as err:

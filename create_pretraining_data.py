@@ -39,11 +39,11 @@ from pretraining_instances import SEGMENTERS
 from work_units import (
     DIVERSITY_WINDOW,
     PROG,
-    TEMP_PREFIX,
     InputError,
     Progress,
     RunConfig,
     Stats,
+    make_temporary_dir,
     make_tokenizer,
     plan_work_units,
     remove_stale_temporaries,
@@ -289,8 +289,7 @@ def run(args: types.SimpleNamespace) -> Stats:
         remove_stale_temporaries(directory)
     # Hidden folders next to the outputs (same file system, so the final rename is atomic), where no glob for
     # the outputs can match a partial file.
-    tmp_dirs = {directory: tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=directory)
-                for directory in output_dirs}
+    tmp_dirs = {directory: make_temporary_dir(directory) for directory in output_dirs}
     tmp_dir = tmp_dirs[output_dirs[0]]
     cfg = InstanceConfig(args.max_seq_length, args.max_predictions_per_seq, args.masked_lm_prob,
                          args.short_seq_prob, args.do_whole_word_mask, args.ngram,

@@ -160,22 +160,30 @@ def build_trainer(FLAGS, strategy: tf.distribute.Strategy, task: training.Task, 
 
 
 def train_and_pick_best(FLAGS, trainer: "FineTuningTrainer", train_file: str | None, feature_spec: dict,
-                        dev_metrics: Callable[[], dict[str, float]], metric: str) -> int:
+                        dev_metrics: Callable[[], dict[str, float]], metric: str, dev_is_test: bool = False) -> int:
     """--do_train (with --do_eval: each checkpoint evaluated, the best kept), then the best dev checkpoint loaded
-    (--use_best_checkpoint); returns the step of the weights the model holds."""
+    (--use_best_checkpoint); returns the step of the weights the model holds.
+
+    dev_is_test: the dev set is the test file (msra_ner without a dev file). Selecting on it would report the best
+    of N checkpoints as the test score, so nothing is selected: the last checkpoint is used."""
+    select = not dev_is_test
+    if dev_is_test:
+        print("note: the dev set is the test file: no best-checkpoint selection on it; eval and predict use the "
+              "last checkpoint (test_results.txt: selected_on_test = 0)", flush=True)
     if FLAGS.do_train:
-        if FLAGS.do_eval:
+        if FLAGS.do_eval and select:
             best = BestCheckpoint(FLAGS.output_dir, dev_metrics, trainer.chief, metric=metric)
             evaluate_pending(best, trainer)
             trainer.after_save = best
 
-        def dataset_fn(ctx, start_step):
+        def dataset_fn(ctx, skip_batches):
             return input_pipeline.make_dataset([train_file], feature_spec, trainer.per_replica_batch,
                                                is_training=True, input_context=ctx, seed=FLAGS.seed,
-                                               skip_batches=start_step)
+                                               skip_batches=skip_batches)
         trainer.train(dataset_fn, [train_file])
         trainer.after_save = None
-    return use_best_checkpoint(trainer.model, trainer.step, FLAGS.output_dir, use_best=FLAGS.use_best_checkpoint,
+    return use_best_checkpoint(trainer.model, trainer.step, FLAGS.output_dir,
+                               use_best=FLAGS.use_best_checkpoint and select,
                                warn_untrained=not FLAGS.do_train and not FLAGS.init_checkpoint)
 
 
@@ -196,12 +204,14 @@ class BestCheckpoint:
     """Evaluates each checkpoint on dev and keeps the one with the highest ``metric`` in ``output_dir/best/``.
 
     The files are copied (the CheckpointManager deletes old checkpoints beyond --keep_checkpoint_max), with
-    ``best_checkpoint.txt`` (step, the metric, loss, path) inside and a copy beside it in output_dir. A resumed run
-    reads it back and only replaces the best with a better one (the earliest wins ties). ``dev_history.tsv`` has a
-    row per evaluation.
+    ``best_checkpoint.txt`` (step, the metric, loss, and the checkpoint's path relative to output_dir, so that a
+    moved output folder keeps its best) inside and a copy beside it in output_dir. A resumed run reads it back and
+    only replaces the best with a better one (the earliest wins ties). ``dev_history.tsv`` has a row per evaluation.
 
-    Kill-safe: the new best is assembled in ``best.tmp/`` and swapped in by renames (``best/`` -> ``best.old/``,
-    ``best.tmp/`` -> ``best/``); a run killed between the two finds ``best.old/`` and puts it back.
+    Kill-safe: a new best is copied into ``best/`` beside the old one (their names differ by step) and committed
+    by replacing ``best/best_checkpoint.txt`` in one rename; then the old best's files are deleted. A run killed
+    before the commit keeps the old best and has no dev_history row for the new checkpoint, so a resumed run
+    evaluates it again; after the commit, the new best stands. recover_best tidies either state on restart.
     """
 
     def __init__(self, output_dir: str, evaluate: Callable[[], dict[str, float]], chief: bool,
@@ -236,37 +246,53 @@ class BestCheckpoint:
               + ("  (best so far)" if better else f"  (best {self.best:.4f})"), flush=True)
         if not self.chief:
             return
-        new_file = not tf.io.gfile.exists(self.history)
+        if better:
+            self._replace_best(path, {"step": step, self.metric: value, "loss": results["loss"],
+                                      "metric": self.metric})
+            self.best = value
+        new_file = not tf.io.gfile.exists(self.history)  # written after the best: a kill before leaves it pending
         with tf.io.gfile.GFile(self.history, "a") as f:
             if new_file:
                 f.write(f"step\t{self.metric}\tloss\n")
             f.write(f"{step}\t{value}\t{results['loss']}\n")
-        if better:
-            self._replace_best(path, {"step": step, self.metric: value, "loss": results["loss"],
-                                            "metric": self.metric})
-            self.best = value
 
     def _replace_best(self, path: str, record: dict) -> None:
-        staging, old = self.dir + ".tmp", self.dir + ".old"
-        if tf.io.gfile.exists(staging):
-            tf.io.gfile.rmtree(staging)
-        tf.io.gfile.makedirs(staging)
-        for source in tf.io.gfile.glob(path + ".*"):
-            tf.io.gfile.copy(source, os.path.join(staging, os.path.basename(source)), overwrite=True)
         name = os.path.basename(path)
-        with tf.io.gfile.GFile(os.path.join(staging, "checkpoint"), "w") as f:  # --init_checkpoint=<dir>/best works
-            f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
-        record = dict(record, checkpoint=os.path.join(self.dir, name))
-        training.write_key_values(os.path.join(staging, BEST_RECORD), record)
-        if tf.io.gfile.exists(old):
-            tf.io.gfile.rmtree(old)
-        if tf.io.gfile.exists(self.dir):
-            tf.io.gfile.rename(self.dir, old)
-        tf.io.gfile.rename(staging, self.dir)
-        training.write_key_values(self.record + ".tmp", record)
-        tf.io.gfile.rename(self.record + ".tmp", self.record, overwrite=True)
-        if tf.io.gfile.exists(old):
-            tf.io.gfile.rmtree(old)
+        tf.io.gfile.makedirs(self.dir)
+        for source in sorted(tf.io.gfile.glob(path + ".*"), key=lambda p: p.endswith(".index")):  # .index last
+            tf.io.gfile.copy(source, os.path.join(self.dir, os.path.basename(source)), overwrite=True)
+        record = dict(record, checkpoint=os.path.join(BEST_DIR, name))  # relative to output_dir
+        _write_atomically(os.path.join(self.dir, BEST_RECORD), record)  # the commit
+        _write_state_file(self.dir, name)
+        _write_atomically(self.record, record)
+        _remove_all_but(self.dir, name)
+
+
+def _write_atomically(path: str, record: dict) -> None:
+    training.write_key_values(path + ".tmp", record)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def _write_state_file(directory: str, name: str) -> None:
+    """``directory/checkpoint`` naming ``name`` (relative), so that --init_checkpoint=<output_dir>/best works."""
+    text = f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n'
+    path = os.path.join(directory, "checkpoint")
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            if f.read() == text:
+                return
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def _remove_all_but(directory: str, name: str) -> None:
+    """Deletes the files in ``directory`` (best/) other than checkpoint ``name``'s, its record and state file."""
+    keep = {BEST_RECORD, "checkpoint", name + ".index"}
+    for path in tf.io.gfile.glob(os.path.join(directory, "*")):
+        base = os.path.basename(path)
+        if base not in keep and not (name and base.startswith(name + ".data-")) and not tf.io.gfile.isdir(path):
+            tf.io.gfile.remove(path)
 
 
 def evaluate_pending(best: BestCheckpoint, trainer: training.Trainer) -> None:
@@ -277,22 +303,48 @@ def evaluate_pending(best: BestCheckpoint, trainer: training.Trainer) -> None:
 
 
 def recover_best(output_dir: str) -> None:
-    """Puts ``best.old/`` back when a kill left no ``best/`` (see BestCheckpoint)."""
+    """Tidies best/ after a kill during a replacement (see BestCheckpoint): keeps the checkpoint its record names
+    and deletes the other files (a newer best copied but never committed, or the old best not yet deleted). Also
+    puts back ``best.old/`` from the earlier rename-based scheme."""
     best, old = os.path.join(output_dir, BEST_DIR), os.path.join(output_dir, BEST_DIR + ".old")
     if tf.io.gfile.exists(old) and not tf.io.gfile.exists(best):
         tf.io.gfile.rename(old, best)
         print(f"note: put back {best} (a run was stopped while replacing it)", flush=True)
+    if tf.io.gfile.exists(best + ".tmp"):  # the earlier scheme's staging folder
+        tf.io.gfile.rmtree(best + ".tmp")
+    if not tf.io.gfile.isdir(best):
+        return
+    record = os.path.join(best, BEST_RECORD)
+    recorded = training.read_key_values(record).get("checkpoint", "") if tf.io.gfile.exists(record) else ""
+    name = os.path.basename(recorded)
+    _remove_all_but(best, name)
+    if name:
+        _write_state_file(best, name)
+
+
+def _checkpoint_of(output_dir: str, recorded: str) -> str:
+    """A record's checkpoint as a path: relative to output_dir, or absolute (records of earlier versions)."""
+    return recorded if os.path.isabs(recorded) or "://" in recorded else os.path.join(output_dir, recorded)
 
 
 def read_best(output_dir: str) -> dict[str, str] | None:
-    """The best checkpoint's record (step, the metric, loss, checkpoint) from ``best/`` (whose copy in output_dir
-    may lag by one replacement after a kill), or None when there is none."""
+    """The best checkpoint's record (step, the metric, loss, and ``checkpoint`` as a path to load) from ``best/``
+    (whose copy in output_dir may lag by one replacement after a kill), or None when there is none. A record whose
+    checkpoint is gone is an error: falling back to the last checkpoint would silently report another one."""
+    missing = []
     for path in (os.path.join(output_dir, BEST_DIR, BEST_RECORD), os.path.join(output_dir, BEST_RECORD)):
         if tf.io.gfile.exists(path):
             found = training.read_key_values(path)
-            if tf.io.gfile.exists(found.get("checkpoint", "") + ".index"):
-                return found
-    return None
+            checkpoint = _checkpoint_of(output_dir, found.get("checkpoint", ""))
+            if tf.io.gfile.exists(checkpoint + ".index"):
+                return dict(found, checkpoint=checkpoint)
+            missing.append((path, found.get("checkpoint", "")))
+    if not missing:
+        return None
+    path, recorded = missing[0]
+    raise FileNotFoundError(f"{path} records the best checkpoint {recorded}, which output folder {output_dir} does "
+                            f"not hold (moved or deleted?): put it back, or pass --use_best_checkpoint=false to use "
+                            f"the last checkpoint")
 
 
 def use_best_checkpoint(model, step: int, output_dir: str, *, use_best: bool, warn_untrained: bool) -> int:
@@ -304,7 +356,10 @@ def use_best_checkpoint(model, step: int, output_dir: str, *, use_best: bool, wa
             print("WARNING: no checkpoint in --output_dir and no --init_checkpoint: the model is randomly "
                   "initialised", flush=True)
         return step
-    status = tf.train.Checkpoint(model=model).restore(best["checkpoint"])
+    import checkpoints  # lazily, as in model_config
+
+    with checkpoints.reading(best["checkpoint"]):
+        status = tf.train.Checkpoint(model=model).restore(best["checkpoint"])
     status.assert_existing_objects_matched().expect_partial()  # the optimizer's slots are not wanted here
     metric = best.get("metric", "accuracy")
     print(f"\nusing the best dev checkpoint: step {best['step']}, dev {metric} {float(best[metric]):.4f} "

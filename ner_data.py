@@ -27,15 +27,18 @@ Tag set: ``O`` first, then for each entity type found in the training file (sort
 saved as ``tag_list.txt`` in the output directory and used for eval and predict. Tags that are not ``O``,
 ``B-type`` or ``I-type`` (e.g. BIOES's ``E-``/``S-``), a line without a tag, a dev/test tag outside the training
 tag set, CLUENER spans outside the text, whose entity string differs from the text, or that overlap: each raises
-``DataFormatError`` naming file and line (``--skip_bad_lines`` drops the sentence instead). An ``I-type`` that
+``DataFormatError`` naming file and line (``--skip_bad_lines`` drops the sentence instead; in a test file it keeps
+its place in the predictions, see write_bio_predictions and write_clue_predictions). An ``I-type`` that
 does not continue a ``B-type``/``I-type`` of the same type is *reported* (counted, the first few named with file
 and line), not changed: the metrics read it the way conlleval does (it starts an entity).
 
 Windows: a sentence longer than ``max_seq_length - 2`` pieces is cut into windows of that many pieces, each
-starting ``doc_stride`` pieces after the previous one and the last ending at the sentence's end. Training uses
-every window; at eval and predict time each unit takes the tag predicted in the window where it has the most
-context on both sides (min(left, right) pieces, the earlier window on ties), so every unit of every sentence gets
-a tag and nothing is truncated away.
+starting ``doc_stride`` pieces after the previous one (fewer than a window: consecutive windows overlap, so a
+unit at a window's first piece, where the BIO constraints forbid ``I-``, takes its tag from an earlier window)
+and the last ending at the sentence's end. Training uses every window; at eval and predict time each unit takes
+the tag predicted in the window where it has the most context on both sides (min(left, right) pieces, the earlier
+window on ties), so every unit of every sentence gets a tag and nothing is truncated away; the eval loss and token
+accuracy count each unit once, in that window.
 
 Metrics: entity-level precision, recall and F1 (exact span and type), overall (micro) and per type, with
 conlleval's chunk rules (an entity starts at ``B-x``, or at ``I-x`` after a tag of another type or ``O``, and ends
@@ -77,12 +80,24 @@ class NerExample:
 
 
 @dataclasses.dataclass
+class SkippedSentence:
+    """A sentence that --skip_bad_lines dropped, for the outputs that keep one entry per input sentence: where it
+    goes (the number of sentences read before it), ``file:line``, its units when they can be told (else None) and
+    its id (CLUENER's ``id``, else its index in the file)."""
+    position: int
+    where: str
+    units: list[str] | None
+    example_id: Any
+
+
+@dataclasses.dataclass
 class NerReport:
     """What reading one file found besides the examples."""
     path: str
     bad: list[str] = dataclasses.field(default_factory=list)  # "file:line: reason" of skipped sentences
     inconsistent: list[str] = dataclasses.field(default_factory=list)  # "file:line: I-x after y"
     separator: str = " "
+    skipped: list[SkippedSentence] = dataclasses.field(default_factory=list)
 
     def summary(self, num_examples: int) -> str:
         parts = [f"{num_examples} sentences from {self.path}"]
@@ -96,11 +111,14 @@ class NerReport:
 
 
 class _BadSentence(ValueError):
-    """Raised while parsing; carries the line number."""
+    """Raised while parsing; carries the line number and, when the reader could tell them, the sentence's units
+    and id (for SkippedSentence)."""
 
     def __init__(self, line: int, message: str):
         super().__init__(message)
         self.line = line
+        self.units: list[str] | None = None
+        self.example_id: Any = None
 
 
 def check_tag(tag: str, line: int) -> str:
@@ -163,7 +181,7 @@ class NerProcessor:
         report = NerReport(path)
         allowed = set(tags) if tags is not None else None
         examples: list[NerExample] = []
-        for parsed in self._sentences(lines, labelled=split != "test", report=report):
+        for position, parsed in enumerate(self._sentences(lines, labelled=split != "test", report=report)):
             try:
                 if isinstance(parsed, _BadSentence):
                     raise parsed
@@ -171,20 +189,24 @@ class NerProcessor:
                 if unit_tags is not None and allowed is not None:
                     for tag, line in zip(unit_tags, unit_lines):
                         if tag not in allowed:
-                            raise _BadSentence(line, f"tag {tag!r} is not in the training data's tag set "
+                            err = _BadSentence(line, f"tag {tag!r} is not in the training data's tag set "
                                                      f"({' '.join(sorted(allowed))})")
+                            err.units, err.example_id = units, example_id
+                            raise err
             except _BadSentence as err:
                 where = f"{path}:{err.line}: {err}"
                 if not self.skip_bad_lines:
                     raise DataFormatError(f"{where} (pass --skip_bad_lines to skip malformed sentences)") from None
                 report.bad.append(where)
+                report.skipped.append(SkippedSentence(len(examples), f"{path}:{err.line}", err.units,
+                                                      position if err.example_id is None else err.example_id))
                 continue
             if unit_tags is not None:
                 report.inconsistent += [f"{path}:{unit_lines[i]}: {unit_tags[i]} after {before}"
                                         for i, before in continuation_problems(unit_tags)]
-            index = len(examples)
-            examples.append(NerExample(f"{split}-{index}", units, unit_tags,
-                                       index if example_id is None else example_id, first, text))
+            # the id without CLUENER's: the sentence's index in the file (skipped sentences count: ids stay the file's)
+            examples.append(NerExample(f"{split}-{len(examples)}", units, unit_tags,
+                                       position if example_id is None else example_id, first, text))
         self.reports[split] = report
         return examples
 
@@ -204,17 +226,21 @@ class BioProcessor(NerProcessor):
         units: list[str] = []
         tags: list[str | None] = []
         numbers: list[int] = []
+        raw: list[str | None] = []  # each line's unit (its first field), None where a line has too many fields
         separators: set[str] = set()
         error: _BadSentence | None = None
         for number, line in enumerate(lines + [""], start=1):
             if not line.strip(" \t"):
+                if error is not None:
+                    error.units = None if None in raw else raw
                 if units or error:
                     yield error or (numbers[0], units, None if None in tags else tags, numbers, None, None)
-                units, tags, numbers, error = [], [], [], None
+                units, tags, numbers, raw, error = [], [], [], [], None
                 continue
+            fields = _SEPARATOR.split(line.strip(" \t"))
+            raw.append(fields[0] if len(fields) <= 2 else None)
             if error is not None:
                 continue  # the rest of a bad sentence
-            fields = _SEPARATOR.split(line.strip(" \t"))
             try:
                 if len(fields) == 2:
                     unit, tag = fields[0], check_tag(fields[1], number)
@@ -264,12 +290,18 @@ class ClueNerProcessor(NerProcessor):
         except json.JSONDecodeError as err:
             raise _BadSentence(number, f"not JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-            raise _BadSentence(number, "expected an object with a 'text' string")
+            err = _BadSentence(number, "expected an object with a 'text' string")
+            err.example_id = obj.get("id") if isinstance(obj, dict) else None
+            raise err
         text = obj["text"]
         label = obj.get("label")
-        if label is None and labelled:
-            raise _BadSentence(number, "no 'label' field (train and dev rows need one)")
-        tags = None if label is None else spans_to_tags(text, label, number)
+        try:
+            if label is None and labelled:
+                raise _BadSentence(number, "no 'label' field (train and dev rows need one)")
+            tags = None if label is None else spans_to_tags(text, label, number)
+        except _BadSentence as err:
+            err.units, err.example_id = list(text), obj.get("id")
+            raise
         return number, list(text), tags, [number] * len(text), obj.get("id"), text
 
 
@@ -340,10 +372,28 @@ def bio_constraints(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 # Windows and features
 # ---------------------------------------------------------------------------------------------------------------------
 
+def window_stride(max_seq_length: int, doc_stride: int) -> tuple[int, int]:
+    """(window, stride) in pieces for --max_seq_length and --doc_stride (0: half a window). Consecutive windows must
+    overlap: at a window's first piece the BIO constraints forbid ``I-x``, so an entity that crosses the start of a
+    window with no overlap before it is split in two. Raises ValueError naming the flags and the fix."""
+    window = max_seq_length - 2
+    if window < 2:
+        raise ValueError(f"--max_seq_length={max_seq_length} leaves windows of {max(window, 0)} piece(s) "
+                         f"([CLS] and [SEP] take 2), too few to overlap: pass --max_seq_length >= 4")
+    if doc_stride < 0:
+        raise ValueError(f"--doc_stride={doc_stride} is negative: pass 0 (half a window) or 1 to {window - 1}")
+    stride = doc_stride or window // 2
+    if stride >= window:
+        raise ValueError(f"--doc_stride={doc_stride} leaves no overlap between windows of --max_seq_length - 2 = "
+                         f"{window} pieces (an entity across a window start would be split): pass a --doc_stride "
+                         f"below {window}, or 0 for half a window ({window // 2})")
+    return window, stride
+
+
 def window_spans(num_pieces: int, window: int, stride: int) -> list[tuple[int, int]]:
     """[start, end) piece ranges: one when it fits, else starts 0, stride, 2·stride, ... and one ending at the end."""
-    if window < 1 or not 1 <= stride <= window:
-        raise ValueError(f"window {window} and stride {stride}: need 1 <= stride <= window")
+    if not 1 <= stride < window:
+        raise ValueError(f"window {window} and stride {stride}: need 1 <= stride < window (windows overlap)")
     if num_pieces <= window:
         return [(0, num_pieces)]
     starts = list(range(0, num_pieces - window, stride)) + [num_pieces - window]
@@ -377,13 +427,7 @@ class WindowEncoder:
     def __init__(self, tokenizer: tokenization.FullTokenizer, max_seq_length: int, doc_stride: int = 0):
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
-        self.window = max_seq_length - 2
-        if self.window < 1:
-            raise ValueError(f"max_seq_length={max_seq_length} leaves no room for text")
-        self.stride = doc_stride or max(1, self.window // 2)
-        if self.stride > self.window:
-            raise ValueError(f"--doc_stride={doc_stride} is larger than max_seq_length - 2 = {self.window}: "
-                             f"pieces between windows would get no tag")
+        self.window, self.stride = window_stride(max_seq_length, doc_stride)
         vocab = tokenizer.vocab
         self.unk_id = vocab.get(tokenization.UNK_TOKEN, vocab.get("<unk>", 0))
         self.cls_id, self.sep_id = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
@@ -446,6 +490,34 @@ def assemble(examples: Sequence[NerExample], windows: Sequence[Window], predicte
         if missing:
             raise AssertionError(f"{example.guid}: units {missing[:5]} got no prediction")
     return out  # type: ignore[return-value]
+
+
+def owned_mask(windows: Sequence[Window], max_seq_length: int) -> np.ndarray:
+    """[N,T] int32: 1 at the positions of the units each window owns (where their tags are taken from)."""
+    mask = np.zeros((len(windows), max_seq_length), np.int32)
+    for row, window in zip(mask, windows):
+        row[[p for p, owned in zip(window.positions, window.owned) if owned]] = 1
+    return mask
+
+
+def scored_unit_sums(features: dict[str, tf.Tensor], out: dict[str, tf.Tensor]
+                     ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    """Eval (sums, counts) of loss and token accuracy over the units each window owns (``features["owned_mask"]``,
+    see owned_mask): a unit of two overlapping windows counts once, in the window its tag comes from, as the entity
+    scores count it. The CRF's log-likelihood is a whole window's: each window adds the share of its labelled units
+    that it owns."""
+    owned = tf.cast(features["owned_mask"], tf.float32)
+    labels = tf.cast(features["label_ids"], tf.int32)
+    if "log_likelihood" in out:
+        labelled = tf.reduce_sum(tf.cast(features["label_mask"], tf.float32), -1)
+        share = tf.reduce_sum(owned, -1) / tf.maximum(labelled, 1.0)
+        loss = -tf.reduce_sum(tf.cast(out["log_likelihood"], tf.float32) * share)
+    else:
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels, tf.cast(out["logits"], tf.float32)) * owned)
+    correct = tf.cast(tf.equal(tf.cast(out["tags"], tf.int32), labels), tf.float32)
+    n = tf.reduce_sum(owned)
+    return {"loss": loss, "accuracy": tf.reduce_sum(correct * owned)}, {"loss": n, "accuracy": n}
 
 
 def ner_features(max_seq_length: int) -> dict:
@@ -548,12 +620,34 @@ def format_scores(scores: dict[str, dict[str, float]]) -> str:
     return "\n".join(rows)
 
 
+def with_skipped(examples: Sequence[NerExample], predicted: Sequence[Sequence[str]],
+                 skipped: Sequence[SkippedSentence] = ()) -> Iterator[tuple[NerExample | SkippedSentence,
+                                                                             Sequence[str] | None]]:
+    """(example, its tags) in file order, with each skipped sentence (tags None) where it stood."""
+    if len(examples) != len(predicted):
+        raise ValueError(f"{len(examples)} sentences but {len(predicted)} predicted")
+    pending = sorted(skipped, key=lambda s: s.position)
+    for index, (example, row) in enumerate(zip(examples, predicted)):
+        while pending and pending[0].position <= index:
+            yield pending.pop(0), None
+        yield example, row
+    for sentence in pending:
+        yield sentence, None
+
+
 def write_bio_predictions(path: str, examples: Sequence[NerExample], predicted: Sequence[Sequence[str]],
-                          separator: str = " ") -> None:
-    """``unit TAG`` lines, a blank line after each sentence: the test file's units, in its order."""
+                          separator: str = " ", skipped: Sequence[SkippedSentence] = ()) -> None:
+    """``unit TAG`` lines, a blank line after each sentence: the test file's units, in its order. A sentence that
+    --skip_bad_lines dropped (``skipped``) keeps its place: its units tagged ``O``, or a ``# skipped: file:line``
+    line when its units cannot be told."""
     with tf.io.gfile.GFile(path, "w") as f:
-        for example, row in zip(examples, predicted, strict=True):
-            f.write("".join(f"{unit}{separator}{tag}\n" for unit, tag in zip(example.units, row, strict=True)))
+        for sentence, row in with_skipped(examples, predicted, skipped):
+            if row is not None:
+                f.write("".join(f"{unit}{separator}{tag}\n" for unit, tag in zip(sentence.units, row, strict=True)))
+            elif sentence.units:
+                f.write("".join(f"{unit}{separator}{OUTSIDE}\n" for unit in sentence.units))
+            else:
+                f.write(f"# skipped: {sentence.where}\n")
             f.write("\n")
 
 
@@ -565,10 +659,14 @@ def clue_label(text: str, tags: Sequence[str]) -> dict[str, dict[str, list[list[
     return label
 
 
-def write_clue_predictions(path: str, examples: Sequence[NerExample], predicted: Sequence[Sequence[str]]) -> None:
-    """CLUE's NER submission format: ``{"id": .., "label": {type: {entity: [[start, end]]}}}`` a line."""
+def write_clue_predictions(path: str, examples: Sequence[NerExample], predicted: Sequence[Sequence[str]],
+                           skipped: Sequence[SkippedSentence] = ()) -> None:
+    """CLUE's NER submission format: ``{"id": .., "label": {type: {entity: [[start, end]]}}}`` a line, one per
+    test sentence: one that --skip_bad_lines dropped (``skipped``) keeps its id, with an empty label."""
     with tf.io.gfile.GFile(path, "w") as f:
-        for example, row in zip(examples, predicted, strict=True):
-            text = example.text if example.text is not None else "".join(example.units)
-            f.write(json.dumps({"id": example.example_id, "label": clue_label(text, row)}, ensure_ascii=False)
-                    + "\n")
+        for sentence, row in with_skipped(examples, predicted, skipped):
+            if row is None:
+                label = {}
+            else:
+                label = clue_label(sentence.text if sentence.text is not None else "".join(sentence.units), row)
+            f.write(json.dumps({"id": sentence.example_id, "label": label}, ensure_ascii=False) + "\n")

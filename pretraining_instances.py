@@ -24,14 +24,14 @@ gathered into a chunk until the chunk reaches the target length (the full
 length, or a random shorter one with `--short_seq_prob`); the chunk is split at
 a random sentence boundary into A and B, and with p=0.5 they are swapped
 (label 1). Differences from the original, on purpose:
-  * a chunk always holds at least two sentences (a sentence longer than the
-    target takes the next one with it, and truncation trims the pair). When only
-    the last sentence of a document is left over, it is paired with the sentence
-    before it (which is then used twice). For a one-sentence chunk, the original's
-    loop `continue`d without advancing, appended the same sentence again and
-    wrote an A == B pair (with a coin-flip label) instead (checked against its
-    final revision: `if len(tokens_a)==0 or len(tokens_b)==0: continue` skips
-    `i += 1` and keeps the chunk).
+  * a chunk always holds at least two sentences: a sentence longer than the
+    target takes the next one with it, and truncation trims the pair. So does the
+    original: for a one-sentence chunk its loop does `i += 1; continue` (line 322,
+    `if len(tokens_a) == 0 or len(tokens_b) == 0: i += 1; continue`), which keeps
+    the chunk, and the next sentence joins it. The difference: when only the last
+    sentence of a document is left over, it is paired here with the sentence before
+    it (which is then used twice); there, `i += 1` ends the loop and the sentence
+    is dropped.
   * a document of one sentence is cut in two at a random word boundary (both
     parts non-empty); a one-token document gives no instance and is counted.
   * random replacement tokens come from the ordinary vocab entries (no [PAD],

@@ -9,13 +9,17 @@ the best dev checkpoint by entity F1 kept in ``<output_dir>/best/``), on NER fil
   linear-chain CRF (crf.py) trained on its log-likelihood. Decoding is Viterbi under BIO constraints
   (``--bio_constraints``, default on: an ``I-x`` only after ``B-x``/``I-x``), over the CRF's scores or, without a
   CRF, over the per-token log-probabilities; ``--nobio_constraints`` without a CRF is the plain per-token argmax.
-* Long sentences are cut into overlapping windows (``--doc_stride``); every unit gets the tag of the window where
-  it has the most context, so nothing is truncated away.
+* Long sentences are cut into overlapping windows (``--doc_stride``, less than ``max_seq_length - 2``: windows
+  must overlap); every unit gets the tag of the window where it has the most context, so nothing is truncated
+  away.
 * ``--do_eval`` writes ``eval_results.txt``: entity-level precision/recall/F1 (exact span and type, conlleval
-  rules) overall (``eval_f1``...) and per type (``eval_PER_f1``...), token accuracy and loss, and prints a table.
+  rules) overall (``eval_f1``...) and per type (``eval_PER_f1``...), token accuracy and loss (each unit counted
+  once, in the window its tag comes from), and prints a table.
 * ``--do_predict`` writes ``test_predictions.txt`` (``unit TAG`` lines, a blank line after each sentence: the
   test file's units in its order), ``cluener_predict.json`` (CLUE's submission format) for cluener, and, when the
-  test file has tags, ``test_results.txt`` with the same scores as eval.
+  test file has tags, ``test_results.txt`` with the same scores as eval. Both keep one entry per test sentence: one
+  that ``--skip_bad_lines`` skipped has its units tagged ``O`` (a ``# skipped: file:line`` line when they cannot be
+  told) and an empty label in the JSON; the run says how many.
 * After training (or with ``--export_dir``) the tagger is exported as a SavedModel (``logits``, ``probabilities``,
   ``tags``; export_saved_model.py).
 
@@ -84,17 +88,18 @@ def tagging_task(config: modeling.AlbertConfig, tags: list[str], dropout: float,
                          sums=sums, counts=counts, loss_terms=("loss",))
 
 
-def make_predictor(model, task: training.Task):
-    """A traced forward pass: features -> (decoded tag ids [B,T], the task's sums, counts). Made once per run, so
-    evaluating after each checkpoint does not trace again.
+def make_predictor(model):
+    """A traced forward pass: features (ordered_dataset's) -> (decoded tag ids [B,T], sums, counts of loss and
+    token accuracy over the units each window scores: ner_data.scored_unit_sums). Made once per run, so evaluating
+    after each checkpoint does not trace again.
 
     The model is called outside ``strategy.run`` (every replica's copy holds the same weights): every worker sees
     all windows in file order, as the chief writes them.
     """
     @tf.function(reduce_retracing=True)
     def forward(features):
-        out = model(features, training=False)
-        return out["tags"], task.sums(features, out), task.counts(features)
+        out = model({k: v for k, v in features.items() if k != "owned_mask"}, training=False)
+        return (out["tags"], *ner_data.scored_unit_sums(features, out))
     return forward
 
 
@@ -130,7 +135,8 @@ def score(split: ner_data.NerSplit, predicted: list[list[str]], metrics: dict[st
 def resolve_tags(processor: ner_data.NerProcessor, train: list[ner_data.NerExample] | None,
                  output_dir: str) -> list[str]:
     """The tag set: from the training sentences (checked against, or else saved as, output_dir/tag_list.txt), or
-    from tag_list.txt when this run does not train."""
+    from tag_list.txt when this run does not train. A tag_list.txt beside no checkpoint is stale (a run that failed
+    before its first checkpoint wrote it: no model was trained with it) and is replaced."""
     path = os.path.join(output_dir, TAG_LIST)
     saved = finetuning.read_names(path)
     if train is None:
@@ -138,24 +144,38 @@ def resolve_tags(processor: ner_data.NerProcessor, train: list[ner_data.NerExamp
             raise ValueError(f"{path} does not exist: the tag set comes from the training data; run with "
                              f"--do_train (or point --output_dir at the training run)")
         return saved
-    return finetuning.keep_names(path, ner_data.tag_set(train), saved, "tags", "the training data")
+    tags = ner_data.tag_set(train)
+    if saved is not None and saved != tags and not tf.train.latest_checkpoint(output_dir):
+        print(f"note: replacing {path} ({' '.join(saved)}): no checkpoint in {output_dir} was trained with it",
+              flush=True)
+        saved = None
+    return finetuning.keep_names(path, tags, saved, "tags", "the training data")
 
 
 def ordered_dataset(split: ner_data.NerSplit, batch_size: int):
-    """One pass in file order, the partial last batch kept."""
-    return input_pipeline.make_dataset([split.features_file], ner_data.ner_features(FLAGS.max_seq_length),
-                                       batch_size, is_training=False, drop_remainder=False)
+    """One pass in file order, the partial last batch kept, each window with its ``owned_mask`` (ner_data.owned_mask:
+    the eval metrics count each unit once)."""
+    records = input_pipeline.make_dataset([split.features_file], ner_data.ner_features(FLAGS.max_seq_length),
+                                          batch_size, is_training=False, drop_remainder=False)
+    owned = tf.data.Dataset.from_tensor_slices(ner_data.owned_mask(split.windows, FLAGS.max_seq_length))
+    return tf.data.Dataset.zip(records, owned.batch(batch_size)).map(
+        lambda features, mask: {**features, "owned_mask": mask})
 
 
-def write_results(name: str, results: dict[str, float], step: int, num_sentences: int) -> None:
+def write_results(name: str, results: dict[str, float], step: int, num_sentences: int,
+                  extra: dict[str, float] | None = None) -> None:
     training.write_key_values(os.path.join(FLAGS.output_dir, name),
-                                     {**{f"eval_{k}": v for k, v in results.items()}, "global_step": step,
-                                      "num_sentences": num_sentences})
+                              {**{f"eval_{k}": v for k, v in results.items()}, "global_step": step,
+                               "num_sentences": num_sentences, **(extra or {})})
     print(f"wrote {os.path.join(FLAGS.output_dir, name)}: f1 {results['f1']:.4f}  precision "
           f"{results['precision']:.4f}  recall {results['recall']:.4f}", flush=True)
 
 
 def main(_) -> None:
+    try:  # before any work: a stride with no overlap splits entities at window starts
+        ner_data.window_stride(FLAGS.max_seq_length, FLAGS.doc_stride)
+    except ValueError as err:
+        cli.usage_error(str(err))
     strategy, config, tokenizer = finetuning.setup(FLAGS)
     processor = ner_data.get_processor(FLAGS.task_name, FLAGS.skip_bad_lines)
     encoder = ner_data.WindowEncoder(tokenizer, FLAGS.max_seq_length, FLAGS.doc_stride)
@@ -180,12 +200,14 @@ def main(_) -> None:
         data["dev"] = load("dev")
     if FLAGS.do_predict:
         data["test"] = load("test")
+    # msra_ner without a dev file: ner_data falls back to the test file, which must not select a checkpoint
+    dev_is_test = "dev" in data and os.path.basename(data["dev"].path) not in processor.files["dev"]
 
     task = tagging_task(config, tags, FLAGS.classifier_dropout, FLAGS.use_crf, FLAGS.bio_constraints)
     trainer = finetuning.build_trainer(FLAGS, strategy, task, len(data["train"].windows) if FLAGS.do_train else None,
                                        config.model_family)
 
-    forward = make_predictor(trainer.model, task)
+    forward = make_predictor(trainer.model)
 
     def evaluate(split: ner_data.NerSplit, batch_size: int) -> tuple[list[list[str]], dict[str, float]]:
         ids, metrics = predict_tags(forward, task, ordered_dataset(split, batch_size))
@@ -202,7 +224,7 @@ def main(_) -> None:
                          f"{', CRF' if FLAGS.use_crf else ''}")
     step = finetuning.train_and_pick_best(
         FLAGS, trainer, data["train"].features_file if FLAGS.do_train else None,
-        ner_data.ner_features(FLAGS.max_seq_length), dev_metrics, metric="f1")
+        ner_data.ner_features(FLAGS.max_seq_length), dev_metrics, metric="f1", dev_is_test=dev_is_test)
     if FLAGS.do_eval:
         finetuning.stage(f"eval: {len(data['dev'].examples)} dev sentences, checkpoint step {step}")
         results = dev_metrics()
@@ -215,15 +237,22 @@ def main(_) -> None:
         labelled = all(e.tags is not None for e in test.examples)
         results = score(test, predicted, metrics) if labelled else None
         if trainer.chief:
+            report = processor.reports["test"]
+            skipped = report.skipped  # --skip_bad_lines: they keep their place, so outputs line up with the input
             path = os.path.join(FLAGS.output_dir, "test_predictions.txt")
-            ner_data.write_bio_predictions(path, test.examples, predicted, processor.reports["test"].separator)
-            print(f"wrote {path} ({len(test.examples)} sentences)", flush=True)
+            ner_data.write_bio_predictions(path, test.examples, predicted, report.separator, skipped)
+            print(f"wrote {path} ({len(test.examples)} sentences"
+                  + (f" + {len(skipped)} skipped by --skip_bad_lines, written with every unit tagged O (or as a "
+                     f"'# skipped: file:line' line where the units cannot be told)" if skipped else "") + ")",
+                  flush=True)
             if processor.writes_clue_predictions:
                 path = os.path.join(FLAGS.output_dir, f"{FLAGS.task_name.lower()}_predict.json")
-                ner_data.write_clue_predictions(path, test.examples, predicted)
-                print(f"wrote {path}", flush=True)
+                ner_data.write_clue_predictions(path, test.examples, predicted, skipped)
+                print(f"wrote {path}" + (f" ({len(skipped)} skipped sentences with an empty label)"
+                                         if skipped else ""), flush=True)
             if results is not None:
-                write_results("test_results.txt", results, step, len(test.examples))
+                write_results("test_results.txt", results, step, len(test.examples),
+                              {"selected_on_test": 0} if dev_is_test else None)
     if (FLAGS.do_train or FLAGS.export_dir) and trainer.chief:
         export_dir = FLAGS.export_dir or os.path.join(FLAGS.output_dir, "saved_model")
         finetuning.stage(f"export: SavedModel to {export_dir}")

@@ -163,10 +163,10 @@ def main(_) -> None:
         init_fn=(lambda model: checkpoints.load_checkpoint(model, FLAGS.init_checkpoint))
         if FLAGS.init_checkpoint else None, model_only=not FLAGS.do_train)
     if FLAGS.do_train:
-        def dataset_fn(ctx, start_step):
+        def dataset_fn(ctx, skip_batches):
             return input_pipeline.make_dataset(
                 files, spec, trainer.per_replica_batch, is_training=True, input_context=ctx, seed=FLAGS.seed,
-                skip_batches=start_step, masker=masker)
+                skip_batches=skip_batches, masker=masker)
         trainer.train(dataset_fn, files)
     if FLAGS.do_eval:
         dataset = input_pipeline.make_dataset(eval_files, spec, FLAGS.eval_batch_size, is_training=False,

@@ -223,6 +223,20 @@ def _split_micro_batches(features: Features, n: int) -> Features:
     return {k: tf.reshape(v, tf.concat([[n, tf.shape(v)[0] // n], tf.shape(v)[1:]], 0)) for k, v in features.items()}
 
 
+def _in_directory(path: str, directory: str) -> str:
+    """A state file's entry as a path: state files hold absolute paths or names relative to their directory."""
+    return path if os.path.isabs(path) or "://" in path else os.path.join(directory, path)
+
+
+def outside_directory(path: str, directory: str) -> bool:
+    """True when a ``checkpoint`` state file's entry ``path`` names a checkpoint outside ``directory`` (another
+    run's): the one rule for following state files, here and in checkpoints.resolve_checkpoint_path."""
+    def canonical(folder: str) -> str:
+        return folder.rstrip("/") if "://" in folder else os.path.realpath(folder)
+
+    return canonical(os.path.dirname(_in_directory(path, directory))) != canonical(directory)
+
+
 def own_checkpoint_state(directory: str) -> None:
     """Makes ``directory/checkpoint`` list only checkpoints inside ``directory``.
 
@@ -233,21 +247,13 @@ def own_checkpoint_state(directory: str) -> None:
     state_file = os.path.join(directory, "checkpoint")
     if not tf.io.gfile.exists(state_file):
         return
-
-    def canonical(folder: str) -> str:
-        return folder.rstrip("/") if "://" in folder else os.path.realpath(folder)
-
-    def resolve(path: str) -> str:  # state files hold absolute paths or names relative to the directory
-        return path if os.path.isabs(path) or "://" in path else os.path.join(directory, path)
-
-    here = canonical(directory)
     try:
         state = tf.train.get_checkpoint_state(directory)
         listed = list(state.all_model_checkpoint_paths) if state else []
     except Exception:  # an unreadable state file: rebuilt from the files below
         listed = ["(unreadable)"]
-    foreign = [p for p in listed if canonical(os.path.dirname(resolve(p))) != here]
-    missing = [p for p in listed if p not in foreign and not tf.io.gfile.exists(resolve(p) + ".index")]
+    foreign = [p for p in listed if outside_directory(p, directory)]
+    missing = [p for p in listed if p not in foreign and not tf.io.gfile.exists(_in_directory(p, directory) + ".index")]
     if not foreign and not missing:
         return
     own = sorted((f[:-len(".index")] for f in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index"))),
@@ -335,14 +341,18 @@ class Trainer:
 
         model_only: restore the weights and the step but not the optimizer slots (an eval-only run, which need not
         repeat the optimizer flags the checkpoint was trained with)."""
+        import checkpoints  # lazily (it imports the model code): names a truncated checkpoint file
+
         latest = self.manager.latest_checkpoint
         if latest and model_only:
             step = self.optimizer.iterations
-            tf.train.Checkpoint(model=self.model, optimizer=tf.train.Checkpoint(
-                **{_state_key(self.optimizer, step): step})).restore(latest).expect_partial()
+            with checkpoints.reading(latest):
+                tf.train.Checkpoint(model=self.model, optimizer=tf.train.Checkpoint(
+                    **{_state_key(self.optimizer, step): step})).restore(latest).expect_partial()
             print(f"loaded {latest} (step {self.step}) for evaluation", flush=True)
         elif latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            with checkpoints.reading(latest):
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
             print(f"resumed from {latest} at step {self.step}", flush=True)
         elif init_fn is not None:
             init_fn(self.model)

@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -422,9 +423,21 @@ def write_tfrecords(results: Sequence[UnitResult], output_files: Sequence[str], 
     return diversity
 
 
-# Temporary folders are named TEMP_PREFIX + the writer's pid + "-" + random; a run removes those of dead writers.
+# Temporary folders are named TEMP_PREFIX + the writer's pid + "-" + random, and hold TEMP_MARKER from their
+# creation on; a run removes those of dead writers. The marker, not the name, makes a folder ours: a user's file
+# or folder that happens to match the name is never removed.
 TEMP_PREFIX = ".create_pretraining_data-"
-_TEMPORARY_RE = re.compile(r"^(?:\.create_pretraining_data-(\d+)-.*|.+\.tmp-(\d+))$")  # (and the old partial names)
+TEMP_MARKER = "CREATED_BY_create_pretraining_data"
+_TEMPORARY_RE = re.compile(r"^\.create_pretraining_data-(\d+)-")
+
+
+def make_temporary_dir(directory: str) -> str:
+    """A new hidden folder in ``directory`` for this process's partial outputs, marked as ours."""
+    path = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=directory)
+    with open(os.path.join(path, TEMP_MARKER), "w", encoding="utf-8") as f:
+        f.write(f"partial outputs of create_pretraining_data.py, pid {os.getpid()}; removed by its next run once "
+                f"that process is gone\n")
+    return path
 
 
 def partial_name(output_file: str, tmp_dir: str) -> str:
@@ -443,18 +456,20 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(directory: str) -> None:
-    """Removes what killed runs left in ``directory``: their temporary folders (and the ``NAME.tmp-PID`` partial
-    outputs of earlier versions), when the pid that wrote them is no longer running; says what it freed."""
+    """Removes the temporary folders that killed runs left in ``directory`` (make_temporary_dir's: the name and the
+    marker inside), when the pid that made them is no longer running; says what it freed. Nothing else is touched,
+    whatever its name."""
     for entry in os.scandir(directory):
         match = _TEMPORARY_RE.match(entry.name)
-        if not match or _pid_alive(int(match.group(1) or match.group(2))):  # ours, or another live run's
+        if not (match and entry.is_dir(follow_symlinks=False)) or _pid_alive(int(match.group(1))):
+            continue  # not ours, or another live run's
+        if not os.path.isfile(os.path.join(entry.path, TEMP_MARKER)):
+            print(f"[{PROG}] note: left {entry.path}: named like a killed run's temporary folder but without the "
+                  f"marker this program writes (an older version's, or not ours): delete it if it is not yours",
+                  file=sys.stderr)
             continue
-        size = sum(f.stat().st_size for f in Path(entry.path).rglob("*") if f.is_file()) if entry.is_dir() \
-            else entry.stat().st_size
-        if entry.is_dir():
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            os.remove(entry.path)
+        size = sum(f.stat().st_size for f in Path(entry.path).rglob("*") if f.is_file())
+        shutil.rmtree(entry.path, ignore_errors=True)
         print(f"[{PROG}] removed {entry.path} ({size / 1e6:.1f} MB), left by a killed run", file=sys.stderr)
 
 

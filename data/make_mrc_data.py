@@ -23,8 +23,10 @@ The rules:
 * Candidate answers: words tagged ``n`` (common noun), ``nr`` (person), ``ns`` (place), ``nt`` (organisation) or
   ``nz`` (other proper noun), of >= 2 characters, occurring >= 2 times in the document *as whole words by the
   tagging* (中国 inside the word 中国队/nt is not an occurrence of 中国; an occurrence tagged otherwise, e.g. 发展/vn,
-  is not one of 发展/n). Left out: ``j`` (abbreviations, mostly one character: 中, 美, 俄), ``nx`` (Latin letter
-  strings), ``l``/``s``/``Ng`` (idioms, place words, noun morphemes), one-character nouns (人, 年: too vague to ask).
+  is not one of 发展/n); ``--answer_tags`` narrows the tags (the demo asks ``nr,ns,nt``: names of people, places and
+  organisations, whose bounds and types a pretrained model knows). Left out: ``j`` (abbreviations, mostly one
+  character: 中, 美, 俄), ``nx`` (Latin letter strings), ``l``/``s``/``Ng`` (idioms, place words, noun morphemes),
+  one-character nouns (人, 年: too vague to ask).
   Names: the corpus tags surname and given name as separate ``nr`` words (江/nr 泽民/nr) and writes lists of names
   without separators (江/nr 泽民/nr 李/nr 鹏/nr), so in a run of ``nr`` words a word of <= 2 characters (a surname;
   欧阳, 诸葛 are one word) joins the next one: 江泽民, 李鹏. Foreign names are one word already (约翰·加朗).
@@ -268,11 +270,11 @@ def chunk_article(article: Article, max_chars: int) -> tuple[list[Document], int
 # --------------------------------------------------------------------------- candidates and questions
 
 
-def candidate_occurrences(document: Document) -> dict[str, list[Occurrence]]:
-    """Every word (or joined name) with a candidate tag -> its whole-word occurrences, in document order."""
+def candidate_occurrences(document: Document, tags: frozenset[str] = CANDIDATE_TAGS) -> dict[str, list[Occurrence]]:
+    """Every word (or joined name) with one of ``tags`` -> its whole-word occurrences, in document order."""
     words: dict[str, list[Occurrence]] = collections.defaultdict(list)
     for start, end, tag, sentence in document.units:
-        if tag in CANDIDATE_TAGS:
+        if tag in tags:
             words[document.text[start:end]].append(Occurrence(start, sentence))
     return words
 
@@ -371,6 +373,7 @@ class Settings:
     max_answer_share: float = 0.01
     max_document_chars: int = 480
     keep_query_sentence: bool = False
+    answer_tags: tuple[str, ...] = tuple(sorted(CANDIDATE_TAGS))
 
 
 def build(annotated_lines: list[str], settings: Settings) -> tuple[dict[str, list[tuple[Document, list[Question]]]],
@@ -396,11 +399,11 @@ def build(annotated_lines: list[str], settings: Settings) -> tuple[dict[str, lis
         chosen: list[tuple[Document, list[Question]]] = []
         total = 0
         for document in documents:
-            options = document_candidates(document, drops, rejections)
+            options = document_candidates(document, drops, rejections, frozenset(settings.answer_tags))
             if cap is not None and total >= cap:
                 drops["over_max_questions"] += len(options)
                 continue
-            words = {w: o for w, o in candidate_occurrences(document).items()
+            words = {w: o for w, o in candidate_occurrences(document, frozenset(settings.answer_tags)).items()
                      if len(w) >= MIN_ANSWER_CHARS and len(o) >= 2}
             rng = random.Random(f"{settings.seed}:{document.id}")
             order = sorted(options)
@@ -428,11 +431,11 @@ def build(annotated_lines: list[str], settings: Settings) -> tuple[dict[str, lis
     return splits, summarize(splits, counts, drops, rejections, settings)
 
 
-def document_candidates(document: Document, drops: collections.Counter, rejections: collections.Counter
-                        ) -> dict[str, list[Occurrence]]:
+def document_candidates(document: Document, drops: collections.Counter, rejections: collections.Counter,
+                        tags: frozenset[str] = CANDIDATE_TAGS) -> dict[str, list[Occurrence]]:
     """Candidate answer -> the occurrences whose sentence can be its query; counts what is dropped and why."""
     options: dict[str, list[Occurrence]] = {}
-    for word, occurrences in candidate_occurrences(document).items():
+    for word, occurrences in candidate_occurrences(document, tags).items():
         if len(word) < MIN_ANSWER_CHARS:
             drops["one_character"] += 1
             continue
@@ -479,7 +482,7 @@ def summarize(splits: dict[str, list[tuple[Document, list[Question]]]], counts: 
     contexts = ([len(d.text) for docs in splits.values() for d, _ in docs] if settings.keep_query_sentence
                 else [len(q.context) for q in everything])  # a paragraph each
     summary: dict[str, Any] = {
-        "version": VERSION, "placeholder": PLACEHOLDER, "candidate_tags": sorted(CANDIDATE_TAGS),
+        "version": VERSION, "placeholder": PLACEHOLDER, "candidate_tags": list(settings.answer_tags),
         "settings": dataclasses.asdict(settings),
         "documents": {name: len(docs) for name, docs in splits.items()},
         "questions": {name: len(qs) for name, qs in questions.items()},
@@ -579,6 +582,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_bool("keep_query_sentence", False, "Keep the query sentence in the context (copying from it then "
                       "answers every question).",
                       flag_values=fv)
+    flags.DEFINE_list("answer_tags", sorted(CANDIDATE_TAGS), "The POS tags an answer word may have (a subset of "
+                      f"{','.join(sorted(CANDIDATE_TAGS))}; nr,ns,nt: names of people, places and organisations).",
+                      flag_values=fv)
     flags.mark_flags_as_required(["output_dir"], flag_values=fv)
 
 
@@ -588,6 +594,10 @@ def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
         parse_caps(args.max_questions)
     except ValueError as err:
         cli.usage_error(str(err))
+    unknown = sorted(set(args.answer_tags) - CANDIDATE_TAGS)
+    if unknown or not args.answer_tags:
+        cli.usage_error(f"--answer_tags={','.join(args.answer_tags)}: expected a non-empty subset of "
+                        f"{','.join(sorted(CANDIDATE_TAGS))} (unknown: {','.join(unknown) or 'none'})")
     return args
 
 
@@ -602,7 +612,8 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> i
     args = parse_flags(argv)
     began = time.monotonic()
     settings = Settings(args.seed, parse_caps(args.max_questions), args.questions_per_document,
-                        args.max_answer_share, args.max_document_chars, args.keep_query_sentence)
+                        args.max_answer_share, args.max_document_chars, args.keep_query_sentence,
+                        tuple(sorted(set(args.answer_tags))))
     lines = read_input(args.input_file, args.sdist, args.cache_dir)
     splits, summary = build(lines, settings)
     if not any(summary["questions"].values()):

@@ -455,7 +455,8 @@ def test_a_truncated_checkpoint_is_named(tmp_path):
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
     fresh = modeling.AlbertModel(config)
     fresh.build()
-    with pytest.raises(checkpoints.CheckpointError, match=rf"{prefix}: cannot read .* truncated or corrupt"):
+    with pytest.raises(checkpoints.CheckpointError, match=rf"^{data}: truncated or corrupt checkpoint data "
+                                                          rf"\({data.stat().st_size} bytes\); re-copy it$"):
         checkpoints.load_checkpoint(fresh, prefix, verbose=False)
 
 

@@ -91,3 +91,86 @@ def test_the_shared_model_flags_name_the_model_families():
     import modeling
 
     assert cli.MODEL_FAMILIES == tuple(modeling.MODEL_FAMILIES)
+
+
+# --------------------------------------------------------------------------- paths
+
+CORPUS = "今天天气很好。\n我们去公园散步吧！\n明天下雨。\n\n第二篇文章。\n第二句话在这里。\n"
+
+
+def test_a_url_that_lost_a_slash_is_refused_where_flags_are_parsed():
+    """os.path.normpath("gs://b/x") is "gs:/b/x", which every file API takes for a local path: cli.parse_flags
+    refuses it in any path flag (names ending in _file, _dir, _path, _checkpoint, ...; lists too) before the CLI
+    runs, and leaves Windows drives, real URLs and flags that are not paths alone."""
+    from absl import flags
+
+    def define(fv):
+        flags.DEFINE_string("output_file", None, "", flag_values=fv)
+        flags.DEFINE_list("input_dir", None, "", flag_values=fv)
+        flags.DEFINE_string("init_checkpoint", None, "", flag_values=fv)
+        flags.DEFINE_string("question", None, "", flag_values=fv)
+
+    for argv, flag, fix in [(["--output_file=gs:/bucket/x"], "--output_file=gs:/bucket/x", "gs://bucket/x"),
+                            (["--input_dir=a,hdfs:/n/d"], "--input_dir=a,hdfs:/n/d", "a,hdfs://n/d"),
+                            (["--init_checkpoint=s3:/b/model.ckpt"], "--init_checkpoint=s3:/b/model.ckpt",
+                             "s3://b/model.ckpt")]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.parse_flags(argv, define, "")
+        assert exit_info.value.code == 2
+    assert cli.one_slash_url_fix("gs:/bucket/x") == "gs://bucket/x"
+    for fine in ("gs://bucket/x", "C:/data/x", "./gs:/x", "data/x.tfrecord", "ram://x"):
+        assert cli.one_slash_url_fix(fine) is None, fine
+    args = cli.parse_flags(["--output_file=C:/out", "--question=http:/not-a-path"], define, "")
+    assert args.output_file == "C:/out"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, flag", [("create_pretraining_data.py", "--output_file"),
+                                          ("run_ner.py", "--output_dir"), ("export_model.py", "--export_dir")])
+def test_every_cli_refuses_a_url_with_one_slash(tmp_path, script, flag):
+    """the same refusal through each flag parser: cli.parse_flags (create_pretraining_data.py, export_model.py) and
+    absl's app.run (run_ner.py, via cli.clean_errors); nothing is written to ./gs:/..."""
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    common = {"create_pretraining_data.py": [f"--input_file={tmp_path / 'corpus.txt'}", VOCAB, "--dupe_factor=1"],
+              "run_ner.py": ["--task_name=peoples_daily_ner", f"--data_dir={tmp_path}", CONFIG, VOCAB,
+                             "--do_train=true"],
+              "export_model.py": [CONFIG, f"--init_checkpoint={SHIPPED}"]}[script]
+    done = subprocess.run([sys.executable, str(REPO / script), *common, f"{flag}=gs:/bucket/x"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (f"{script}: error: {flag}=gs:/bucket/x: looks like a URL with one slash; did you mean gs://bucket/x?"
+            in done.stderr), done.stderr[-2000:]
+    assert not (tmp_path / "gs:").exists()
+
+
+def test_a_file_where_a_folder_should_be_is_named_with_the_fix(tmp_path):
+    """an output path under a file ([Errno 17] File exists, [Errno 20] Not a directory, TensorFlow's "is not a
+    directory"): the message names the file in the way and the fix."""
+    import errno
+
+    blocker = tmp_path / "out"
+    blocker.write_text("a file")
+    fix = f"-- {blocker} is a file, not a folder: move that file away or choose another output path"
+    cases = [NotADirectoryError(errno.ENOTDIR, "Not a directory", str(blocker / "a" / "b")),
+             FileExistsError(errno.EEXIST, "File exists", str(blocker)),
+             RuntimeError(f"{blocker} is not a directory"), RuntimeError(f"{blocker}/x.txt; Not a directory")]
+    for err in cases:
+        assert cli._message(err).endswith(fix), cli._message(err)
+    # an existing folder is not "a file in the way"
+    assert "is a file" not in cli._message(FileExistsError(errno.EEXIST, "File exists", str(tmp_path)))
+
+
+def test_an_output_under_a_file_is_one_clean_line(tmp_path, capsys):
+    """through a CLI: create_pretraining_data.py --output_file=<a file>/sub/out.tfrecord."""
+    import create_pretraining_data
+
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.clean_errors(create_pretraining_data.main)(
+            [f"--input_file={tmp_path / 'corpus.txt'}", VOCAB, f"--output_file={tmp_path / 'out' / 'sub' / 'o.rec'}",
+             "--dupe_factor=1"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'out'} is a file, not a folder: move that file away or choose another output path" in err
+    assert "Traceback" not in err

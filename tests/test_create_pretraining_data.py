@@ -345,6 +345,23 @@ def test_leftover_sentence_and_single_sentence_documents():
     assert create_instances_from_document(Document([_sentence([100])]), cfg, special, rng) == []
 
 
+def test_a_sentence_longer_than_the_target_takes_the_next_one_with_it():
+    """as in the original (its ``i += 1; continue`` keeps a one-sentence chunk): a sentence longer than the target
+    is paired with the next one, never with itself (no A == B pair), and truncation trims the pair."""
+    special = masking.SpecialIds(1, 2, 3, np.arange(10, 20, dtype=np.int32))
+    cfg = masking.InstanceConfig(max_seq_length=64, short_seq_prob=0.0)
+    document = Document([_sentence(range(100, 170)), _sentence(range(200, 205)), _sentence(range(300, 340)),
+                         _sentence(range(400, 405))])
+    for seed in range(5):
+        first, second = create_instances_from_document(document, cfg, special, np.random.default_rng(seed))
+        for instance, (a, b) in ((first, (100, 200)), (second, (300, 400))):
+            ids = np.asarray(instance.original_ids)
+            seps = np.flatnonzero(ids == 2)
+            segments = {int(ids[1]) // 100 * 100, int(ids[seps[0] + 1]) // 100 * 100}
+            assert segments == {a, b}, ids  # one sentence in A, the next in B (in either order)
+            assert len(ids) <= 64
+
+
 def test_truncate_seq_pair_matches_seed_rule():
     rng = np.random.default_rng(0)
     for len_a, len_b, limit in [(10, 3, 8), (3, 10, 8), (5, 5, 3), (1, 100, 2), (40, 40, 61), (7, 2, 100)]:
@@ -696,8 +713,8 @@ def _dead_pid() -> int:
 
 def test_a_killed_run_leaves_nothing_a_glob_finds_and_the_next_run_cleans_up(tmp_path, corpus_file, vocab_file):
     """a run killed while writing its outputs (here: at the final rename) leaves its partial files only in a
-    hidden folder that no output glob matches; the next run removes what dead runs left (old-style NAME.tmp-PID
-    files too), keeps what a live run is writing, and the training reader refuses partial files by name."""
+    hidden folder that no output glob matches; the next run removes what dead runs left (its marked folders only),
+    keeps what a live run is writing, and the training reader refuses partial files by name."""
     out = tmp_path / "data.tfrecord"
     killed = ("import os, sys; import create_pretraining_data as c; "
               "c.os.replace = lambda *a: os._exit(9); sys.exit(c.main(sys.argv[1:]))")
@@ -709,10 +726,12 @@ def test_a_killed_run_leaves_nothing_a_glob_finds_and_the_next_run_cleans_up(tmp
     assert len(hidden) == 1 and hidden[0].name.startswith(".create_pretraining_data-")
     partial = [p for p in hidden[0].rglob("*.partial")]
     assert partial and partial[0].stat().st_size > 0
-    legacy = tmp_path / f"data.tfrecord.tmp-{_dead_pid()}"
+    assert (hidden[0] / work_units.TEMP_MARKER).is_file()
+    legacy = tmp_path / f"data.tfrecord.tmp-{_dead_pid()}"  # an old version's partial name: refused, not removed
     legacy.write_bytes(b"partial")
     live = tmp_path / f".create_pretraining_data-{os.getpid()}-live"  # a running writer's (this process is alive)
     live.mkdir()
+    (live / work_units.TEMP_MARKER).write_text("")
 
     import input_pipeline
     for pattern in (f"{tmp_path}/data.tfrecord*", f"{hidden[0]}/*"):
@@ -720,7 +739,23 @@ def test_a_killed_run_leaves_nothing_a_glob_finds_and_the_next_run_cleans_up(tmp
             input_pipeline.expand_files(pattern)
 
     assert run_cli(base_args(corpus_file, vocab_file, out)) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, live.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, live.name, legacy.name])
+
+
+def test_files_a_run_did_not_make_survive_whatever_their_names(tmp_path, corpus_file, vocab_file, capsys):
+    """the clean-up of killed runs removes only the hidden folders this program made (the marker inside): a user's
+    ``data.tmp-<pid>`` file or an unmarked folder with the temporary name survives a run, even when no process has
+    that pid."""
+    dead = _dead_pid()
+    user_file = tmp_path / f"data.tmp-{dead}"
+    user_file.write_text("my data")
+    user_dir = tmp_path / f".create_pretraining_data-{dead}-mine"
+    user_dir.mkdir()
+    (user_dir / "notes.txt").write_text("mine")
+    assert run_cli(base_args(corpus_file, vocab_file, tmp_path / "out.tfrecord", dupe_factor=1)) == 0
+    assert user_file.read_text() == "my data" and (user_dir / "notes.txt").read_text() == "mine"
+    err = capsys.readouterr().err
+    assert "removed" not in err and f"note: left {user_dir}: named like a killed run's temporary folder" in err
 
 
 def test_a_line_longer_than_an_instance_is_named_and_counted(tmp_path, vocab_file, capsys):

@@ -1,5 +1,6 @@
-"""finetuning.BestCheckpoint: kill-safe replacement of the best checkpoint, dev evaluation of what a killed
-run saved but never evaluated; training.own_checkpoint_state: another run's checkpoints are left alone."""
+"""finetuning.BestCheckpoint: dev evaluation of what a killed run saved but never evaluated (a kill during the
+replacement of the best: tests/test_reliability_ckpt.py); training.own_checkpoint_state: another run's checkpoints
+are left alone."""
 
 from __future__ import annotations
 
@@ -19,31 +20,6 @@ def save_steps(out: str, steps: list[int]):
         variable.assign(float(step))
         paths[step] = manager.save(checkpoint_number=step)
     return variable, paths
-
-
-def test_a_kill_while_replacing_the_best_keeps_the_old_best(tmp_path, monkeypatch):
-    out = str(tmp_path)
-    variable, paths = save_steps(out, [1, 2])
-    scores = iter([0.5, 0.9])
-    best = finetuning.BestCheckpoint(out, lambda: {"accuracy": next(scores), "loss": 1.0}, chief=True)
-    best(paths[1], 1)
-    real_rename = tf.io.gfile.rename
-
-    def killed(source, target, overwrite=False):  # dies after best/ -> best.old/, before best.tmp/ -> best/
-        if source.endswith("best.tmp"):
-            raise KeyboardInterrupt("killed")
-        return real_rename(source, target, overwrite)
-
-    monkeypatch.setattr(tf.io.gfile, "rename", killed)
-    with pytest.raises(KeyboardInterrupt):
-        best(paths[2], 2)
-    monkeypatch.setattr(tf.io.gfile, "rename", real_rename)
-    assert not os.path.exists(tmp_path / "best")  # the moment of the kill: only best.old/ holds the best
-    resumed = finetuning.BestCheckpoint(out, lambda: {"accuracy": 0.1, "loss": 1.0}, chief=True)
-    record = finetuning.read_best(out)
-    assert record["step"] == "1" and resumed.best == 0.5
-    tf.train.Checkpoint(v=variable).restore(record["checkpoint"]).assert_consumed()
-    assert float(variable.numpy()) == 1.0
 
 
 def test_the_record_inside_best_wins_over_a_stale_copy(tmp_path):

@@ -3,6 +3,7 @@ hand-written word/TAG paragraphs; no download."""
 
 from __future__ import annotations
 
+import collections
 import json
 import random
 import sys
@@ -230,6 +231,27 @@ def test_the_query_sentence_is_cut_unless_kept(tmp_path):
     for context, qa in qas(load(out, "train")):
         assert qa["question"].replace(mrc.PLACEHOLDER, qa["answers"][0]["text"]) in context
     assert summary["baselines"]["dev"]["copy_query_sentence"]["em"] == 100.0  # the leak a kept sentence brings
+
+
+def test_answer_tags_restrict_answers_and_baseline_candidates():
+    document = one_document()
+    everything = mrc.candidate_occurrences(document)
+    names = mrc.candidate_occurrences(document, frozenset({"nr", "ns", "nt"}))
+    assert "代表团" in everything and "代表团" not in names  # a common noun (n)
+    assert {"日本", "北京", "江泽民"} <= set(names) and set(names) < set(everything)
+    drops, rejections = collections.Counter(), collections.Counter()
+    options = mrc.document_candidates(document, drops, rejections, frozenset({"nr"}))
+    assert set(options) == {"江泽民"}
+
+
+def test_answer_tags_flag(tmp_path, capsys):
+    out, summary = run(tmp_path, ARTICLE * 30, "--max_questions", "", "--answer_tags", "ns,nr")
+    assert summary["candidate_tags"] == ["nr", "ns"]
+    answers = {qa["answers"][0]["text"] for split in mrc.SPLITS for _, qa in qas(load(out, split))}
+    assert answers and answers <= {"日本", "北京", "江泽民"}
+    with pytest.raises(SystemExit) as info:
+        mrc.parse_flags(["--output_dir", "o", "--answer_tags", "ns,v"])
+    assert info.value.code == 2 and "--answer_tags" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- bad input

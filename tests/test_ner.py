@@ -29,6 +29,8 @@ PATTERNS = [("TITLE", re.compile(r"《([^《》]+)》")), ("QUOTE", re.compile(r
             ("DATE", re.compile(r"([0-9]+[年月日]|[一二三四五六七八九十〇]{2,}年)")),
             ("NAME", re.compile(r"(南京|北京|中国|美国|香港|台湾|上海|秦淮|金陵|城南|姚远)"))]
 SEQ = 16  # shorter than many clauses: long ones go through the sliding windows
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "pretrained" / "albert_demo_zh" / "albert_config.json"
+REPO_VOCAB = REPO_CONFIG.with_name("vocab.txt")
 
 
 def pattern_tags(text: str) -> list[str]:
@@ -190,3 +192,82 @@ def test_tagger_starts_from_a_tf1_pretraining_checkpoint_and_round_trips(tmp_pat
     decoded = out["tags"].numpy()[0]
     assert decoded[0] == 0 and decoded[4:].tolist() == [0, 0]
     assert ner_data.continuation_problems([tags[i] for i in decoded[1:4]]) == []
+
+
+# --------------------------------------------------------------------------- reruns, skipped test sentences, strides
+
+PLACES, FILLER = ["北京", "上海", "天津", "南京"], "的是在了有和人这中大为个我以要他时来用们生到作地于出就分对成会可"
+
+
+def small_sentences(seed: int, count: int) -> list[list[tuple[str, str]]]:
+    """``count`` sentences of 4-40 characters (many longer than a window) with places tagged B-LOC/I-LOC."""
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(count):
+        units: list[tuple[str, str]] = []
+        while len(units) < rng.randint(4, 40):
+            if rng.random() < 0.2:
+                place = rng.choice(PLACES)
+                units += [(place[0], "B-LOC"), (place[1], "I-LOC")]
+            else:
+                units.append((rng.choice(FILLER), "O"))
+        sentences.append(units)
+    return sentences
+
+
+def bio_text(sentences) -> str:
+    return "".join("".join(f"{u} {t}\n" for u, t in s) + "\n" for s in sentences)
+
+
+@pytest.mark.slow
+def test_a_failed_run_does_not_pin_its_tags_and_skipped_test_sentences_keep_their_place(tmp_path):
+    """a run that fails before training (a dev tag outside a training file that lost its tags) leaves tag_list.txt
+    but no checkpoint: the rerun on fixed data replaces it instead of refusing. That rerun predicts a test file with
+    a bad sentence under --skip_bad_lines: test_predictions.txt keeps one sentence per input sentence (the skipped
+    one tagged O) and says so; the test token accuracy counts each unit once (equal to the file's)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    train, dev, test = small_sentences(0, 48), small_sentences(1, 8), small_sentences(2, 12)
+    (data / "example.train").write_text(bio_text([[(u, "O") for u, _ in s] for s in train]), encoding="utf-8")
+    (data / "example.dev").write_text(bio_text(dev), encoding="utf-8")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(FILLER + "".join(PLACES)))
+    (data / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (data / "config.json").write_text(json.dumps(dict(CONFIG, vocab_size=len(vocab))))
+    out = tmp_path / "out"
+    args = [f"--data_dir={data}", f"--vocab_file={data / 'vocab.txt'}", f"--bert_config_file={data / 'config.json'}",
+            f"--output_dir={out}", "--task_name=peoples_daily_ner", f"--max_seq_length={SEQ}", "--doc_stride=7",
+            "--train_batch_size=16", "--predict_batch_size=16", "--learning_rate=3e-3", "--num_train_epochs=3",
+            "--do_train=true"]
+    failed = run_ner(*args, "--do_eval=true", ok=False)
+    assert failed.returncode == 1 and "tag 'B-LOC' is not in the training data's tag set" in failed.stderr
+    assert (out / "tag_list.txt").read_text().split() == ["O"]
+
+    (data / "example.train").write_text(bio_text(train), encoding="utf-8")
+    bad = [("上", "E-LOC"), ("海", "O")]  # not BIO: skipped with --skip_bad_lines, its units still known
+    test_text = bio_text(test[:5] + [bad] + test[5:])
+    (data / "example.test").write_text(test_text, encoding="utf-8")
+    done = run_ner(*args, "--do_predict=true", "--skip_bad_lines=true")
+    assert "note: replacing" in done.stdout and (out / "tag_list.txt").read_text().split() == ["O", "B-LOC", "I-LOC"]
+    assert "(12 sentences + 1 skipped by --skip_bad_lines, written with every unit tagged O" in done.stdout
+
+    predicted = read_bio(out / "test_predictions.txt")
+    assert [[u for u, _ in s] for s in predicted] == [[u for u, _ in s] for s in test[:5] + [bad] + test[5:]]
+    assert predicted[5] == [("上", "O"), ("海", "O")]
+    kept = predicted[:5] + predicted[6:]
+    gold = [t for s in test for _, t in s]
+    tags = [t for s in kept for _, t in s]
+    assert max(len(s) for s in test) > SEQ  # overlapping windows: their shared units count once
+    results = read_results(out / "test_results.txt")
+    assert results["eval_accuracy"] == pytest.approx(np.mean([g == p for g, p in zip(gold, tags)]), abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stride", [SEQ - 2, SEQ])
+def test_a_stride_without_overlap_is_a_flag_error(tmp_path, stride):
+    done = run_ner("--task_name=peoples_daily_ner", f"--data_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}",
+                   f"--bert_config_file={REPO_CONFIG}", f"--vocab_file={REPO_VOCAB}", f"--max_seq_length={SEQ}",
+                   f"--doc_stride={stride}", "--do_train=true", ok=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert (f"run_ner.py: error: --doc_stride={stride} leaves no overlap between windows of --max_seq_length - 2 = "
+            f"{SEQ - 2} pieces") in done.stderr
+    assert not (tmp_path / "out").exists()  # refused before anything was made

@@ -183,9 +183,44 @@ def test_windows_give_every_unit_of_a_long_sentence_one_tag(tokenizer):
     assert tags == [["B-LOC"] * len(units)]
 
 
-def test_stride_longer_than_the_window_is_refused(tokenizer):
-    with pytest.raises(ValueError, match="doc_stride=20 is larger than max_seq_length - 2 = 14"):
-        ner_data.WindowEncoder(tokenizer, max_seq_length=16, doc_stride=20)
+@pytest.mark.parametrize("stride", [14, 20])
+def test_a_stride_that_leaves_no_overlap_is_refused(tokenizer, stride):
+    """windows that do not overlap put a window start, where the BIO constraints forbid I-, inside entities: a
+    --doc_stride of the window (max_seq_length - 2) or more is refused, naming both numbers."""
+    with pytest.raises(ValueError, match=rf"--doc_stride={stride} leaves no overlap between windows of "
+                                         rf"--max_seq_length - 2 = 14 pieces.*below 14"):
+        ner_data.WindowEncoder(tokenizer, max_seq_length=16, doc_stride=stride)
+    assert ner_data.window_stride(16, 13) == (14, 13) and ner_data.window_stride(16, 0) == (14, 7)
+    with pytest.raises(ValueError, match="--max_seq_length=3 leaves windows of 1 piece"):
+        ner_data.window_stride(3, 0)
+
+
+def test_eval_counts_each_unit_once_in_the_window_that_scores_it(tokenizer):
+    """overlapping windows hold some units twice; the eval loss and token accuracy count each unit once, in the
+    window its tag comes from (the one assemble reads), not once per window."""
+    import tensorflow as tf
+
+    seq = 16
+    units = list("中国北京人民日报社上海") * 3  # 33 units, windows of 14 with stride 5: most units in 2-3 windows
+    example = ner_data.NerExample("long", units, ["O"] * len(units))
+    windows, features = ner_data.WindowEncoder(tokenizer, seq, doc_stride=5).encode([example], {"O": 0, "B-LOC": 1})
+    owned = ner_data.owned_mask(windows, seq)
+    assert owned.sum() == len(units) < features["label_mask"].sum()
+    assert ((owned == 1) <= (features["label_mask"] == 1)).all()
+    # right ("O") where a window owns the unit, wrong elsewhere: the assembled tags are all right
+    tags = np.where(owned == 1, 0, np.where(features["label_mask"] == 1, 1, 0))
+    assert ner_data.assemble([example], windows, tags, ["O", "B-LOC"]) == [["O"] * len(units)]
+    logits = np.where(tags[..., None] == np.arange(2), 0.0, -np.log(3.0)).astype(np.float32)
+    batch = {**{k: tf.constant(v) for k, v in features.items()}, "owned_mask": tf.constant(owned)}
+    sums, counts = ner_data.scored_unit_sums(batch, {"logits": tf.constant(logits), "tags": tf.constant(tags)})
+    assert float(counts["accuracy"]) == float(counts["loss"]) == len(units)
+    assert float(sums["accuracy"]) == len(units)  # every scored unit is right
+    assert float(sums["loss"]) / len(units) == pytest.approx(np.log(1 + 1 / 3), rel=1e-5)  # the right tag's CE
+    # the CRF: a window's log-likelihood is shared out by the fraction of its labelled units it owns
+    crf = {"log_likelihood": tf.fill([len(windows)], -2.0), "tags": tf.constant(tags)}
+    sums, counts = ner_data.scored_unit_sums(batch, crf)
+    share = owned.sum(1) / features["label_mask"].sum(1)
+    assert float(sums["loss"]) == pytest.approx(2.0 * share.sum(), rel=1e-6) and float(counts["loss"]) == len(units)
 
 
 def test_bio_constraints():
@@ -204,3 +239,37 @@ def test_predictions_keep_the_test_files_units_and_order(tmp_path):
     ner_data.write_clue_predictions(str(path), [ner_data.NerExample("a", list("在北京"), None, 3, 0, "在北京")],
                                     [["O", "B-address", "I-address"]])
     assert json.loads(path.read_text(encoding="utf-8")) == {"id": 3, "label": {"address": {"北京": [[1, 2]]}}}
+
+
+def test_skipped_test_sentences_keep_their_place_in_the_predictions(tmp_path):
+    """--skip_bad_lines on a test file: each skipped sentence keeps its place in test_predictions.txt (its units
+    tagged O, or a '# skipped: file:line' line when a line's unit cannot be told) and in cluener_predict.json (its
+    id, an empty label), so the outputs line up with the input, sentence for sentence."""
+    path = write(tmp_path / "example.test", "北 B-LOC\n京 I-LOC\n\n上 E-LOC\n海 O\n\n人 B-X y\n民\n\n天 O\n津 O\n")
+    processor = ner_data.get_processor("peoples_daily_ner", skip_bad_lines=True)
+    examples = processor.read_file(str(path), "test", ["O", "B-LOC", "I-LOC"])
+    assert [e.units for e in examples] == [["北", "京"], ["天", "津"]]
+    skipped = processor.reports["test"].skipped
+    assert [(s.position, s.where, s.units) for s in skipped] == [(1, f"{path}:4", ["上", "海"]),
+                                                                 (1, f"{path}:7", None)]
+    out = tmp_path / "test_predictions.txt"
+    ner_data.write_bio_predictions(str(out), examples, [["B-LOC", "I-LOC"], ["B-LOC", "I-LOC"]], " ", skipped)
+    assert out.read_text(encoding="utf-8") == (f"北 B-LOC\n京 I-LOC\n\n上 O\n海 O\n\n# skipped: {path}:7\n\n"
+                                               f"天 B-LOC\n津 I-LOC\n\n")
+
+    rows = [{"id": 10, "text": "在北京"}, "not json",
+            {"id": 12, "text": "上海", "label": {"address": {"上": [[0, 0]]}}},
+            {"id": 13, "text": "天津"}, {"id": 14, "text": "深圳", "label": {"address": {"深圳": [[0, 5]]}}}]
+    write(tmp_path / "test.json", "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n"
+                                          for r in rows))
+    clue = ner_data.get_processor("cluener", skip_bad_lines=True)
+    examples = clue.get_examples(str(tmp_path), "test")
+    assert [e.example_id for e in examples] == [10, 12, 13]
+    skipped = clue.reports["test"].skipped
+    assert [(s.position, s.example_id, s.units) for s in skipped] == [(1, 1, None), (3, 14, ["深", "圳"])]
+    out = tmp_path / "cluener_predict.json"
+    ner_data.write_clue_predictions(str(out), examples, [["O", "B-address", "I-address"], ["O", "O"], ["O", "O"]],
+                                    skipped)
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert lines == [{"id": 10, "label": {"address": {"北京": [[1, 2]]}}}, {"id": 1, "label": {}},
+                     {"id": 12, "label": {}}, {"id": 13, "label": {}}, {"id": 14, "label": {}}]
