@@ -429,7 +429,9 @@ def plot_report(results: dict, path: str | Path) -> None:
             left.axhline(entropy[corpus], color=color, linestyle="--", linewidth=1,
                          label=f"unigram entropy of masked tokens, {corpus} ({entropy[corpus]:.2f})")
         held_out = models[f"shipped_on_{corpus}"]
-        left.plot(held_out["steps"], held_out["masked_lm_loss"], marker="*", markersize=13, color=color,
+        # an eval-only run records step 0: the weights it measured are the shipped checkpoint's, at its last step
+        step = held_out["steps"] or models["shipped_on_news"]["steps"]
+        left.plot(step, held_out["masked_lm_loss"], marker="*", markersize=13, color=color,
                   linestyle="none", label=f"held-out {corpus}: {held_out['masked_lm_loss']:.2f}")
     left.set(xlabel="pretraining step", ylabel="masked-LM loss (nats)",
              title="Below the dashed line the model reads context")
@@ -455,7 +457,10 @@ def _plot_task(ax, task: Task, results: dict) -> None:
         record = results["finetuned"][f"{task.name}_{ARMS[arm]}"]
         mean, seeds = record[f"test_{metric}"], [r[f"test_{metric}"] for r in record["seeds"].values()]
         ax.bar(x, mean, color=color, width=0.6)
-        ax.text(x, 0.7 * mean, task.format(mean), ha="center", va="center", color="white", fontweight="bold")
+        top = 100.0 if task.scale == 1 else 1.0
+        inside = mean > 0.15 * top  # a short bar gets its value above it
+        ax.text(x, 0.7 * mean if inside else mean + 0.03 * top, task.format(mean), ha="center",
+                va="center" if inside else "bottom", color="white" if inside else "black", fontweight="bold")
         if len(seeds) > 1:  # the seeds' spread: how much of the gap one seed could move
             offsets = [0.16 * (i / (len(seeds) - 1) - 0.5) for i in range(len(seeds))]
             ax.plot([x + o for o in offsets], seeds, "o", color="black", markersize=3.5,
@@ -491,7 +496,7 @@ def _task_line(task: Task, results: dict) -> str:
         notes.append("per seed: " + "; ".join(
             f"{name} " + " ".join(task.format(r[f"test_{task.metrics[0]}"]) for r in record["seeds"].values())
             for name, record in (("random init", random_init), ("pretrained", pretrained))))
-    if "test_f1_by_type" in pretrained:
+    if "test_f1_by_type" in pretrained and task.name == "ner":  # (MRC's are CMRC2018's question words: not cloze)
         notes.append("pretrained F1 by type: " + " ".join(f"{kind} {task.format(value)}"
                                                           for kind, value in pretrained["test_f1_by_type"].items()))
     baselines = {name: s["f1"] for name, s in results["mrc_test_baselines"].items() if "f1" in s}
