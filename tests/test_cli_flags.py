@@ -49,7 +49,8 @@ CLIS = {
                       ["--output_dir=ner"], None),
     "make_mrc_data": (make_mrc_data, ["output_dir", "cache_dir", "sdist", "input_file", "seed", "max_questions",
                                       "questions_per_document", "max_answer_share", "max_document_chars",
-                                      "keep_query_sentence", "answer_tags"], ["--output_dir=mrc"], "keep_query_sentence"),
+                                      "keep_query_sentence", "answer_tags"], ["--output_dir=mrc"],
+                      "keep_query_sentence"),
     "prepare_demo_corpus": (prepare_demo_corpus, ["cache_dir", "output_dir", "sdist"], [], None),
     # its booleans: tests/test_create_pretraining_data.py
     "create_pretraining_data": (create_pretraining_data, [
