@@ -34,7 +34,13 @@ from typing import Sequence
 from absl import flags
 
 import cli
-from masking import InstanceConfig, special_ids_from_vocab
+from masking import (
+    InstanceConfig,
+    masking_record,
+    masking_record_path,
+    special_ids_from_vocab,
+    write_masking_record,
+)
 from pretraining_instances import SEGMENTERS
 from work_units import (
     DIVERSITY_WINDOW,
@@ -100,8 +106,11 @@ def define_flags(fv: flags.FlagValues) -> None:
         flags.DEFINE_alias(alias, name, flag_values=fv)
     flags.DEFINE_enum("masking", "static", ["static", "dynamic"],
                       "static: masked instances, --dupe_factor passes (the original's records); dynamic: each "
-                      "instance once, unmasked, with its words marked (feature word_starts), for run_pretraining.py "
-                      "to mask afresh every epoch (--masked_lm_prob, --ngram, --max_predictions_per_seq apply there).",
+                      "instance unmasked, with its words marked (feature word_starts), for run_pretraining.py to "
+                      "mask afresh every epoch, with the --masked_lm_prob, --ngram, --max_predictions_per_seq given "
+                      "here (recorded in .OUTPUT.masking.json beside each output, with the vocab's sha256). The SOP "
+                      "pairs (A/B split, swap label) are fixed at creation in both modes: --dupe_factor > 1 gives "
+                      "dynamic records that many different pairs of each document, as static ones.",
                       flag_values=fv)
     integer("num_workers", 1, "Processes; the output does not depend on it.")
     flags.DEFINE_float("work_unit_mb", 1.0,
@@ -204,6 +213,8 @@ def run_with_remote_paths(args: types.SimpleNamespace) -> Stats:
             tf.io.gfile.copy(staged, partial, overwrite=True)
             tf.io.gfile.rename(partial, remote, overwrite=True)
             print(f"[{PROG}] uploaded {remote}", file=sys.stderr, flush=True)
+            if os.path.exists(masking_record_path(staged)):  # dynamic records' settings, beside them
+                tf.io.gfile.copy(masking_record_path(staged), masking_record_path(remote), overwrite=True)
         return stats
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -317,12 +328,25 @@ def run(args: types.SimpleNamespace) -> Stats:
         diversity = write_tfrecords(ordered, output_files, args.dupe_factor, args.random_seed, tmp_dirs,
                                     args.interleave_units)
         stats.units_per_window = diversity.mean
+        write_masking_records(output_files, cfg, args.spm_model_file or args.vocab_file, bool(args.spm_model_file))
     finally:
         for directory in tmp_dirs.values():
             shutil.rmtree(directory, ignore_errors=True)
     for line in summary_lines(stats, time.monotonic() - started, len(units), args.num_workers, output_files):
         print(f"[{PROG}] {line}", file=sys.stderr)
     return stats
+
+
+def write_masking_records(output_files: Sequence[str], cfg: InstanceConfig, vocab_file: str,
+                          spm_model: bool = False) -> None:
+    """Dynamic records: writes each output's masking settings file (masking.masking_record_path), which
+    run_pretraining.py checks the vocab against and takes its masking defaults from. Static records: removes a
+    settings file an earlier dynamic run left for the same name, which would no longer describe it."""
+    for name in output_files:
+        if cfg.dynamic:
+            write_masking_record(name, masking_record(cfg, vocab_file, spm_model))
+        elif os.path.exists(masking_record_path(name)):
+            os.remove(masking_record_path(name))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

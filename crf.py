@@ -100,8 +100,11 @@ def viterbi_decode(emissions: tf.Tensor, mask: tf.Tensor, transitions: tf.Tensor
                                                      identity))
     final = alphas[-1] + end[None]
     last = tf.argmax(final, axis=1, output_type=tf.int32)  # [B]
-    earlier = tf.scan(lambda tag, back: tf.gather(back, tag, batch_dims=1), pointers[1:], initializer=last,
-                      reverse=True)  # [T-1,B]: earlier[t] = the tag at position t
+    # Backtracking runs from the end: a forward scan over the reversed pointers, then reversed back (not
+    # ``tf.scan(reverse=True)``, which tf2onnx converts into a forward scan: wrong tags in ONNX exports).
+    backwards = tf.scan(lambda tag, back: tf.gather(back, tag, batch_dims=1), tf.reverse(pointers[1:], [0]),
+                        initializer=last)
+    earlier = tf.reverse(backwards, [0])  # [T-1,B]: earlier[t] = the tag at position t
     path = tf.concat([earlier, last[None]], axis=0)
     path = tf.where(keep_tm, path, 0)
     return _time_major(path), tf.where(started[-1], tf.reduce_max(final, axis=1), 0.0)

@@ -23,7 +23,12 @@ The formats (export_saved_model.py describes the SavedModel itself):
 * ``--format=saved_model``: ``EXPORT_DIR`` is the SavedModel (``serving_default``). ``--with_tokenizer
   --vocab_file=... [--do_lower_case=false]`` adds ``serving_text(text_a)`` and ``serving_text_pair(text_a, text_b)``,
   which take raw UTF-8 strings and tokenize inside the graph (graph_tokenizer.py; core TF ops only, so TF Serving
-  needs nothing else); after export their ids are checked against the Python tokenizer on sample texts.
+  needs nothing else); after export their ids are checked against the Python tokenizer on sample texts. A long
+  text costs what a short one does: it is cut after its first max_seq_length words, which leaves its features
+  exactly those of the whole text; one whose first max_seq_length words do not lie within its first
+  ``max_seq_length * 101`` characters (long runs of spaces, words of over 100 characters) fails naming the row,
+  as invalid UTF-8 does. A tagger's text signatures tag words: ``label_mask`` marks each word's first piece, and
+  ``tags`` is 0 on ``##`` pieces (export_saved_model.py).
   For a span extractor, ``serving_text_pair(text_a=question, text_b=context)`` packs the pair as BERT does,
   ``[CLS] question [SEP] context [SEP]`` with segment id 1 from the context's first piece to the final [SEP]:
   the layout the span head reads, and run_mrc.py's first window (mrc_data.MrcEncoder) exactly when the question
@@ -44,7 +49,9 @@ The formats (export_saved_model.py describes the SavedModel itself):
 
 After writing, the file is loaded with its own runtime (ai_edge_litert, onnxruntime) and run on a check batch
 next to the SavedModel; the largest difference of each output is printed, and NaN or a float difference above
-1e-3 (fp32) is an error, so a broken export never gets its final name. Files are written under a temporary name
+1e-3 (fp32) is an error, as are decisions that differ: a tagger's ``tags`` (on the real tokens) and a classifier's
+argmax must all be equal in fp32 and at least 99 % equal with int8 weights. So a broken export never gets its
+final name. Files are written under a temporary name
 and renamed when complete. The runtimes come from requirements-export.txt.
 """
 
@@ -69,6 +76,7 @@ import ner_data
 FORMATS = ("saved_model", "litert", "onnx")
 QUANTIZATIONS = ("none", "dynamic_int8")
 FP32_TOLERANCE = 1e-3  # outputs of a float export may differ from the SavedModel's by rounding only
+INT8_AGREEMENT = 0.99  # tags and classifier argmax of an int8 export that must equal the SavedModel's
 ONNX_OPSET = 17
 
 
@@ -142,21 +150,38 @@ def run_onnx(path: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return dict(zip(names, session.run(None, inputs)))
 
 
-def compare(name: str, ours: dict[str, np.ndarray], reference: dict[str, np.ndarray], quantize: str) -> dict:
-    """Largest absolute difference per output; NaN, a missing output or (fp32) a difference above
-    FP32_TOLERANCE raise ValueError."""
+def compare(name: str, ours: dict[str, np.ndarray], reference: dict[str, np.ndarray], quantize: str,
+            input_mask: np.ndarray | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """(largest absolute difference per float output, agreement of the decisions) of an export with its SavedModel.
+
+    The decisions are a tagger's ``tags`` and a classifier's argmax (``logits`` [B,C]), as fractions equal to the
+    SavedModel's (tags on the real tokens, ``input_mask``). ValueError, naming the output and what was found, on a
+    missing output, NaN or Inf; in fp32 on a difference above FP32_TOLERANCE or any other decision; with int8
+    weights on decisions that agree less than INT8_AGREEMENT (rounding may flip a near tie, not more)."""
     if set(ours) != set(reference):
         raise ValueError(f"{name}: outputs {sorted(ours)} but the SavedModel has {sorted(reference)}")
-    diffs = {}
+    diffs, agreement = {}, {}
     for key, ref in reference.items():
         value = np.asarray(ours[key])
+        if key == "tags":
+            real = np.ones(ref.shape, bool) if input_mask is None else np.asarray(input_mask, bool)
+            agreement[key] = float((value == ref)[real].mean()) if real.any() else 1.0
+            continue
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise ValueError(f"{name}: output {key} holds NaN or Inf")
         diffs[key] = float(np.max(np.abs(value.astype(np.float64) - ref.astype(np.float64)))) if ref.size else 0.0
-    worst = {k: v for k, v in diffs.items() if k != "tags" and v > FP32_TOLERANCE}
+    if "logits" in reference and reference["logits"].ndim == 2 and "start_logits" not in reference:
+        agreement["argmax"] = float((np.asarray(ours["logits"]).argmax(-1) == reference["logits"].argmax(-1)).mean())
+    worst = {k: v for k, v in diffs.items() if v > FP32_TOLERANCE}
     if quantize == "none" and worst:
         raise ValueError(f"{name}: outputs differ from the SavedModel's by {worst} (more than {FP32_TOLERANCE})")
-    return diffs
+    needed = 1.0 if quantize == "none" else INT8_AGREEMENT
+    for key, found in agreement.items():
+        if found < needed:
+            what = "tags" if key == "tags" else "argmax of logits"
+            raise ValueError(f"{name}: {what} equal the SavedModel's on {found:.1%} of the check batch "
+                             f"({quantize}: needs {needed:.0%})")
+    return diffs, agreement
 
 
 CHECK_TEXTS = ("这家酒店的服务很好，下次还来。", "Hello, WORLD! Café 3.14 😀", "",
@@ -217,13 +242,14 @@ def export(model, export_dir: str, fmt: str, max_seq_length: int, quantize: str 
             to_onnx(staging, partial, quantize)
             outputs = run_onnx(partial, inputs)
         try:
-            diffs = compare(final, outputs, reference, quantize)
+            diffs, agreement = compare(final, outputs, reference, quantize, inputs["input_mask"])
         except ValueError:
             os.remove(partial)
             raise
     os.replace(partial, final)
     print(f"wrote {final} ({os.path.getsize(final) / 1e6:.1f} MB, {quantize}); largest difference from the "
-          f"SavedModel on a check batch: " + ", ".join(f"{k} {v:.2g}" for k, v in sorted(diffs.items())))
+          f"SavedModel on a check batch: " + ", ".join(f"{k} {v:.2g}" for k, v in sorted(diffs.items()))
+          + "".join(f"; {k} equal on {v:.1%}" for k, v in sorted(agreement.items())))
     return final
 
 
@@ -248,7 +274,10 @@ def define_flags(fv: flags.FlagValues) -> None:
                       "stored as a 2-label classifier's, so this flag tells them apart).", flag_values=fv)
     flags.DEFINE_bool("with_tokenizer", False, "SavedModel only: add serving_text(text_a) / "
                       "serving_text_pair(text_a, text_b), which take raw UTF-8 text and tokenize in the graph "
-                      "(needs --vocab_file).", flag_values=fv)
+                      "(needs --vocab_file). Each text is cut after its first max_seq_length words before "
+                      "tokenizing (the features stay exactly the whole text's); a text whose first max_seq_length "
+                      "words do not lie within its first max_seq_length * 101 characters, or that is not valid "
+                      "UTF-8, is an error naming the row.", flag_values=fv)
     flags.mark_flags_as_required(["bert_config_file", "init_checkpoint", "export_dir"], flag_values=fv)
 
 

@@ -21,9 +21,15 @@ inside the graph with core TensorFlow ops (no Python tokenizer, no custom ops on
 
 * ``serving_text(text_a)`` and ``serving_text_pair(text_a, text_b)`` (tf.string [B], UTF-8): the outputs above plus
   the ``input_ids``, ``input_mask``, ``segment_ids`` [B, max_seq_length] the text became (equal to
-  run_classifier.py's features). An empty ``text_b`` makes that row a single text. A span extractor takes
-  ``serving_text_pair(text_a=question, text_b=context)``: BERT's pair packing is its window layout (one window,
-  cut longest-first; export_model.py's docstring says when it equals run_mrc.py's).
+  run_classifier.py's features). An empty ``text_b`` makes that row a single text. A tagger also gives
+  ``label_mask`` [B, max_seq_length]: 1 on the first piece of each word (BasicTokenizer's words: each CJK
+  character, each punctuation mark, each run of other characters between spaces), the positions run_ner.py labels
+  and decodes; its ``tags`` are the Viterbi path over those positions only, and 0 elsewhere (``##`` pieces,
+  [CLS], [SEP], padding), so read one tag per word where ``label_mask`` is 1. Texts are cut before tokenizing
+  (graph_tokenizer.py, point 3): the features are the whole text's, and a text over ``max_seq_length * 101``
+  characters whose first ``max_seq_length`` words lie beyond them fails naming the row, as invalid UTF-8 does.
+  A span extractor takes ``serving_text_pair(text_a=question, text_b=context)``: BERT's pair packing is its window
+  layout (one window, cut longest-first; export_model.py's docstring says when it equals run_mrc.py's).
 * In Python, ``tf.saved_model.load(d).serving_text(text_a, text_b=None)`` takes either form.
 """
 
@@ -70,10 +76,13 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
 
     shape = list(static_shape) if static_shape else [None, None]
 
+    def run(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        out = model(features, training=False)
+        return {k: out[k] if k == "tags" else tf.cast(out[k], tf.float32) for k in outputs}
+
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=n) for n in SIGNATURE_INPUTS])
     def serve(input_ids, input_mask, segment_ids):
-        out = model({"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}, training=False)
-        return {k: out[k] if k == "tags" else tf.cast(out[k], tf.float32) for k in outputs}
+        return run({"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids})
 
     module = tf.Module(name="albert_serving")
     # The tf.Variables behind the Keras variables: what the traced function captures, and so what must be saved.
@@ -87,10 +96,13 @@ def export_saved_model(model: keras.Model, export_dir: str, max_seq_length: int 
         albert.config.check_sequence_length(tokenizer.max_seq_length)
         module.tokenizer = tokenizer  # tracks its lookup tables
 
+        tagger = isinstance(model, modeling.AlbertTokenClassifier)
+
         @tf.function
         def serving_text(text_a, text_b=None):
-            features = tokenizer.encode(text_a, text_b)
-            return {**serve(**features), **features}
+            # A tagger decodes over the words' first pieces only, as run_ner.py trains and decodes it.
+            features = tokenizer.encode(text_a, text_b, label_mask=tagger)
+            return {**run(features), **features}
 
         module.serving_text = serving_text
         signatures["serving_text"] = serving_text.get_concrete_function(tf.TensorSpec([None], tf.string, "text_a"))

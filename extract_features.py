@@ -187,12 +187,23 @@ def load_encoder(config_file: str, init_checkpoint: str, tokenizer: tokenization
     return SentenceEncoder(model, tokenizer, max_seq_length, pooling)
 
 
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process is there
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # there, another user's
+        return True
+    return True
+
+
 class OutputWriters:
     """The --output_file paths, written batch by batch to temporary files that get their names when all is written.
 
     ``.npy``: a float32 [N, width] array (an open_memmap, so rows go to disk as they come); ``.jsonl``/``.json``: one
     JSON record a line; any other name (scores only): one score a line. Local outputs are written beside their final
     name under a hidden temporary name; other file systems (gs://) get a local temporary file, copied when complete.
+    A run that was killed leaves its hidden file; the next run for the same output removes it (``remove_stale``).
     """
 
     def __init__(self, paths: Sequence[str], scores: bool):
@@ -207,6 +218,10 @@ class OutputWriters:
                 raise ValueError(f"--output_file: the folder of {path} does not exist; create it first")
             if "://" not in path and not os.access(folder, os.W_OK):
                 raise ValueError(f"--output_file: cannot write in {folder} (permission denied)")
+        for path in self.paths:
+            if "://" not in path:
+                for stale in self.remove_stale(path):
+                    print(f"removed {stale}: a partial output of a run that was killed", flush=True)
         self._temps = {p: self._temp_name(p) for p in self.paths}
         self._files: dict[str, Any] = {}
         self._arrays: dict[str, np.ndarray] = {}
@@ -219,6 +234,22 @@ class OutputWriters:
             return name
         folder, name = os.path.split(path)
         return os.path.join(folder, f".{name}.partial-{os.getpid()}")
+
+    @staticmethod
+    def remove_stale(path: str) -> list[str]:
+        """Removes the temporary files (``_temp_name``) of ``path`` whose process is gone; returns their paths.
+
+        Only ``.NAME.partial-PID`` beside ``path`` with PID no live process has: a killed run's, never one still
+        being written (the pid of a live process, whatever it is, keeps its file)."""
+        folder, name = os.path.split(path)
+        prefix = f".{name}.partial-"
+        removed = []
+        for entry in os.listdir(folder or "."):
+            pid = entry[len(prefix):]
+            if entry.startswith(prefix) and pid.isdigit() and not _process_exists(int(pid)):
+                os.remove(os.path.join(folder, entry))
+                removed.append(os.path.join(folder, entry))
+        return removed
 
     def open(self, count: int, width: int | None) -> None:
         for path, temp in self._temps.items():

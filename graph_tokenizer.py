@@ -20,6 +20,16 @@ included); ``tensorflow-text`` would add custom ops that every server must load,
    step looks up every candidate length (up to the longest vocab piece) and keeps the longest that is in the vocab;
    a word with no match at some start, or longer than 100 characters, becomes ``[UNK]``.
 
+3. Before either, each text is cut (``GraphTokenizer.cut``, on code points only, no strings per character) so a long
+   request costs what a short one does: after the first ``max_seq_length`` words and at a character whose
+   normalised form ends in a space (whitespace, punctuation, CJK). The cut text's words are then the first words
+   of the whole text, unchanged, and at least ``max_seq_length`` of them (each gives a piece) fill the sequence,
+   so the features are exactly those of the whole text. Where there is no such point within the first
+   ``max_seq_length * (max_input_chars_per_word + 1)`` characters (``max_text_chars``: long runs of spaces or
+   words of over 100 characters) and text follows it, the call fails naming the row instead of answering from a
+   guess; a text of at most ``max_text_chars`` characters is never cut. Invalid UTF-8 fails naming the row too
+   (it is an error in the Python tokenizer as well; U+FFFD would be silently removed by normalisation).
+
 Known difference: the Python tokenizer canonically reorders combining marks (NFD) over a whole word; this one
 works per character. They differ only for 38 rare code points whose decomposition keeps a combining mark other
 than a non-spacing one (``tokenization`` sends those through its reference path).
@@ -35,6 +45,8 @@ import tensorflow as tf
 import tokenization
 
 _MAX_CODE_POINT = 0x10FFFF
+# Per code point, for the cut: its normalised text has no word character; starts with a space; ends with one.
+_SILENT, _OPENS, _CLOSES = 1, 2, 4
 
 
 def _ranges(code_points: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -85,6 +97,11 @@ def _in_ranges(values: tf.Tensor, starts: tf.Tensor, ends: tf.Tensor) -> tf.Tens
     return (index >= 0) & inside
 
 
+def _row_list(rows: tf.Tensor) -> tf.Tensor:
+    """bool [B] -> "i j ..." (the first 10 true indices), for an error message that reads the same eager and traced."""
+    return tf.strings.reduce_join(tf.strings.as_string(tf.where(rows)[:10, 0]), separator=" ")
+
+
 class GraphTokenizer(tf.Module):
     """Raw text -> classifier features, in TensorFlow ops (see the module docstring)."""
 
@@ -112,6 +129,56 @@ class GraphTokenizer(tf.Module):
             default_value=-1)
         self.max_piece_chars = max(len(t[2:] if t.startswith("##") else t) for t in tokens)
         self.max_chars_per_word = reference.wordpiece_tokenizer.max_input_chars_per_word
+        self.max_text_chars = max_seq_length * (self.max_chars_per_word + 1)
+        flags = {ord(" "): _SILENT | _OPENS | _CLOSES}  # the one whitespace character that maps to itself
+        for code_point, text in table.items():
+            flags[code_point] = ((_SILENT if not text.strip() else 0) | (_OPENS if text.startswith(" ") else 0)
+                                 | (_CLOSES if text.endswith(" ") else 0))
+        self.flag_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(list(flags), tf.int64),
+                                                tf.constant(list(flags.values()), tf.int32)),
+            default_value=0)  # kept as it is: a word character
+
+    # ------------------------------------------------------------------ text -> the part that matters
+    def cut(self, texts: tf.Tensor, name: str = "text") -> tf.Tensor:
+        """texts [B] UTF-8 -> each cut to a prefix with the same features (module docstring, point 3).
+
+        Fails (InvalidArgumentError naming ``name`` and the rows) on invalid UTF-8, and on a text longer than
+        max_text_chars whose first max_seq_length words cannot be shown to lie within max_text_chars characters.
+        """
+        code_points = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")
+        valid = tf.equal(code_points.row_lengths(),
+                         tf.strings.unicode_decode(texts, "UTF-8", errors="ignore").row_lengths())
+        check_utf8 = tf.debugging.Assert(
+            tf.reduce_all(valid), [f"{name} is not valid UTF-8 in rows " + _row_list(~valid)])
+        flat = code_points.flat_values
+        flags = self.flag_table.lookup(tf.cast(flat, tf.int64))
+        flags = tf.where(_in_ranges(flat, self.removed_starts, self.removed_ends), _SILENT, flags)
+        flags = tf.where(_in_ranges(flat, self.cjk_starts, self.cjk_ends), _OPENS | _CLOSES, flags)
+        rows = code_points.value_rowids()
+        position = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(code_points.row_starts(), rows)
+        closes = flags & _CLOSES > 0
+        after_close = tf.concat([[False], closes[:-1]], axis=0) & (position > 0)
+        # A word starts at a word character that opens, follows a closing character, or starts the text (a lower
+        # bound: a removed character in between is not looked through).
+        starts = (flags & _SILENT == 0) & ((flags & _OPENS > 0) | after_close | (position == 0))
+        started = tf.cumsum(tf.cast(starts, tf.int64))
+        words = started - tf.gather(started - tf.cast(starts, tf.int64), tf.gather(code_points.row_starts(), rows))
+        # The first character that ends a word with max_seq_length words begun: every word up to it is complete.
+        enough = closes & (words >= self.max_seq_length)
+        first = tf.reduce_min(code_points.with_flat_values(tf.where(enough, position + 1, tf.int64.max)), axis=1)
+        lengths = code_points.row_lengths()
+        late = tf.reduce_any(code_points.with_flat_values((flags & _SILENT == 0) & (position >= self.max_text_chars)),
+                             axis=1)  # a word character past max_text_chars
+        unsure = (first > self.max_text_chars) & late
+        check_cut = tf.debugging.Assert(
+            ~tf.reduce_any(unsure),
+            [f"{name}: the first {self.max_seq_length} words are not within the first {self.max_text_chars} "
+             f"characters (long runs of spaces or words over {self.max_chars_per_word} characters) in rows "
+             + _row_list(unsure) + "; cut those texts before sending them"])
+        keep = tf.minimum(tf.minimum(first, lengths), self.max_text_chars)
+        with tf.control_dependencies([check_utf8, check_cut]):
+            return tf.strings.substr(texts, tf.zeros_like(keep), keep, unit="UTF8_CHAR")
 
     # ------------------------------------------------------------------ text -> words
     def words(self, texts: tf.Tensor) -> tf.RaggedTensor:
@@ -164,15 +231,25 @@ class GraphTokenizer(tf.Module):
 
     def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """texts [B] -> ragged [B, tokens] int32 vocab ids (FullTokenizer.tokenize + convert_tokens_to_ids)."""
+        return self.tokens_and_firsts(texts)[0]
+
+    def tokens_and_firsts(self, texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+        """texts [B] -> (ragged [B, tokens] int32 vocab ids, ragged [B, tokens] bool: the first piece of a word)."""
         words = self.words(texts)
         pieces = self.wordpiece(words.flat_values)
-        return tf.RaggedTensor.from_row_splits(pieces, words.row_splits).merge_dims(1, 2)
+        firsts = pieces.with_values(tf.ragged.range(pieces.row_lengths()).flat_values == 0)
+        return tuple(tf.RaggedTensor.from_row_splits(x, words.row_splits).merge_dims(1, 2) for x in (pieces, firsts))
 
     # ------------------------------------------------------------------ packing
-    def encode(self, text_a: tf.Tensor, text_b: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-        """text_a, text_b [B] -> input_ids, input_mask, segment_ids int32 [B, max_seq_length]."""
-        ids_a = self.token_ids(text_a)
-        ids_b = self.token_ids(text_b) if text_b is not None else ids_a[:, :0]
+    def encode(self, text_a: tf.Tensor, text_b: tf.Tensor | None = None,
+               label_mask: bool = False) -> dict[str, tf.Tensor]:
+        """text_a, text_b [B] -> input_ids, input_mask, segment_ids int32 [B, max_seq_length].
+
+        label_mask: also ``label_mask`` int32 [B, max_seq_length], 1 on the first piece of each word (run_ner.py's
+        labelled positions: a word is a unit), 0 on ``##`` pieces, [CLS], [SEP] and padding."""
+        ids_a, firsts_a = self.tokens_and_firsts(self.cut(text_a, "text_a"))
+        ids_b, firsts_b = (self.tokens_and_firsts(self.cut(text_b, "text_b")) if text_b is not None
+                           else (ids_a[:, :0], firsts_a[:, :0]))
         length_a, length_b = ids_a.row_lengths(), ids_b.row_lengths()
         pair = length_b > 0
         budget = self.max_seq_length - tf.where(pair, 3, 2)
@@ -182,8 +259,8 @@ class GraphTokenizer(tf.Module):
         over = length_a + length_b > budget
         keep_a = tf.where(over, tf.minimum(length_a, tf.maximum((budget + 1) // 2, budget - length_b)), length_a)
         keep_b = tf.where(over, budget - keep_a, length_b)
-        a = tf.ragged.boolean_mask(ids_a, tf.ragged.range(length_a) < keep_a[:, None])
-        b = tf.ragged.boolean_mask(ids_b, tf.ragged.range(length_b) < keep_b[:, None])
+        kept_a, kept_b = tf.ragged.range(length_a) < keep_a[:, None], tf.ragged.range(length_b) < keep_b[:, None]
+        a, b = tf.ragged.boolean_mask(ids_a, kept_a), tf.ragged.boolean_mask(ids_b, kept_b)
         batch = tf.shape(text_a)[0]
         cls = tf.fill([batch, 1], self.cls_id)
         sep = tf.fill([batch, 1], self.sep_id)
@@ -193,6 +270,12 @@ class GraphTokenizer(tf.Module):
         segments = tf.cast(tf.ragged.range(tokens.row_lengths()) >= tf.cast(first_segment[:, None], tf.int64),
                            tf.int32)
         shape = [None, self.max_seq_length]
-        return {"input_ids": tokens.to_tensor(0, shape=shape),
-                "input_mask": tf.ones_like(tokens).to_tensor(0, shape=shape),
-                "segment_ids": segments.to_tensor(0, shape=shape)}
+        features = {"input_ids": tokens.to_tensor(0, shape=shape),
+                    "input_mask": tf.ones_like(tokens).to_tensor(0, shape=shape),
+                    "segment_ids": segments.to_tensor(0, shape=shape)}
+        if label_mask:
+            firsts = tf.concat([tf.zeros_like(cls), tf.cast(tf.ragged.boolean_mask(firsts_a, kept_a), tf.int32),
+                                tf.zeros_like(sep), tf.cast(tf.ragged.boolean_mask(firsts_b, kept_b), tf.int32),
+                                tf.zeros_like(sep_b)], axis=1)
+            features["label_mask"] = firsts.to_tensor(0, shape=shape)
+        return features

@@ -9,11 +9,14 @@ puts a resumed run at the same data position as an uninterrupted one.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 from typing import Callable, Iterable
 
 import tensorflow as tf
+
+from masking import MASKING_RECORD_RE, RECORDED_FLAGS, masking_record_path
 
 
 def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> dict[str, tf.io.FixedLenFeature]:
@@ -93,6 +96,8 @@ def expand_files(patterns: str | list[str]) -> list[str]:
         matched = sorted(tf.io.gfile.glob(pattern.strip())) or sorted(glob.glob(pattern.strip()))
         if not matched:
             raise FileNotFoundError(f"no input file matches {pattern!r}")
+        # A bare "*" matches dynamic records' hidden settings files too (masking.MASKING_RECORD_RE): not records.
+        matched = [path for path in matched if not MASKING_RECORD_RE.search(path)] or matched
         for path in matched:
             if _PARTIAL_RE.search(path):
                 raise ValueError(f"--input_file={pattern!r} matches {path}, a partial file that a killed "
@@ -120,25 +125,33 @@ def _parse(spec: dict[str, tf.io.FixedLenFeature]) -> Callable[[tf.Tensor], dict
 def make_dataset(files: list[str], spec: dict[str, tf.io.FixedLenFeature], batch_size: int, *, is_training: bool,
                  input_context: tf.distribute.InputContext | None = None, seed: int = 12345,
                  skip_batches: int = 0, shuffle_buffer: int = 10000, drop_remainder: bool | None = None,
-                 masker: Callable | None = None) -> tf.data.Dataset:
+                 masker: Callable | None = None, vocab_size: int | None = None) -> tf.data.Dataset:
     """TFRecord files -> batches of parsed features.
 
     batch_size is per input pipeline (the loop passes the per-replica batch). Training: files shuffled, records
     interleaved (deterministically), shuffled, repeated forever, remainder dropped. Eval: one ordered pass.
     masker (dynamic_masker): masks each parsed batch; it gets every record's position in this pipeline's stream
     (counted after the shuffle, across epochs), so masks are fresh every epoch and the same after a resume.
+    vocab_size: every batch's input_ids (and masked_lm_ids) are checked to be below it, and an error names the file
+    of the record with the largest id (check_pretraining_data reads only the first records of each file; an id past
+    the embedding table fails on a CPU in the middle of a step with no file named, and a GPU gather returns zeros).
     """
     n, index = (input_context.num_input_pipelines, input_context.input_pipeline_id) if input_context else (1, 0)
     ds = tf.data.Dataset.from_tensor_slices(files)
     shard_files = n > 1 and len(files) >= n
     if shard_files:
         ds = ds.shard(n, index)
+    if vocab_size is None:
+        read = tf.data.TFRecordDataset
+    else:  # (file name, record): the id check names the file
+        def read(path):
+            return tf.data.TFRecordDataset(path).map(lambda record: (path, record))
     if is_training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
-        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+        ds = ds.interleave(read, cycle_length=min(4, len(files)),
                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
-        ds = ds.flat_map(tf.data.TFRecordDataset)
+        ds = ds.flat_map(read)
     if n > 1 and not shard_files:
         ds = ds.shard(n, index)
     if is_training:
@@ -149,12 +162,36 @@ def make_dataset(files: list[str], spec: dict[str, tf.io.FixedLenFeature], batch
     if skip_batches:
         ds = ds.skip(skip_batches)  # before parsing: skipped batches cost a read, not a parse
     parse = _parse(spec)
+    if vocab_size is not None:
+        parse = _checking_ids(parse, vocab_size)
     if masker is None:
         ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(lambda ids, records: masker(parse(records), ids, tf.constant(index, tf.int64)),
+        ds = ds.map(lambda ids, element: masker(parse(*element) if isinstance(element, tuple) else parse(element),
+                                                ids, tf.constant(index, tf.int64)),
                     num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _checking_ids(parse: Callable[[tf.Tensor], dict[str, tf.Tensor]], vocab_size: int
+                  ) -> Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
+    """parse((file names [B], records [B])) with a check that every token id is below vocab_size: one max per batch,
+    and an error naming the file that holds the largest id."""
+
+    def parse_and_check(paths: tf.Tensor, records: tf.Tensor) -> dict[str, tf.Tensor]:
+        features = parse(records)
+        ids = [features[k] for k in ("input_ids", "masked_lm_ids") if k in features]
+        row_max = tf.reduce_max(tf.concat(ids, axis=1), axis=1)
+        worst = tf.argmax(row_max, output_type=tf.int32)
+        message = tf.strings.join([paths[worst], " holds token id ", tf.strings.as_string(row_max[worst]),
+                                   f" but vocab_size is {vocab_size} in the config: the data was made with a "
+                                   f"larger vocab than the config describes; re-create it with the vocab of the "
+                                   f"model or leave it out of --input_file"])
+        check = tf.debugging.Assert(row_max[worst] < vocab_size, [message], name="token_ids_below_vocab_size")
+        with tf.control_dependencies([check]):
+            return {k: tf.identity(v) for k, v in features.items()}
+
+    return parse_and_check
 
 
 def find_corrupt_file(files: list[str]) -> str | None:
@@ -174,6 +211,71 @@ def explain_data_error(files: list[str], err: Exception) -> Exception:
     where = f"{bad} is corrupt or truncated" if bad else "an input file could not be read"
     return RuntimeError(f"{where} ({type(err).__name__}: {str(err).splitlines()[0]}); "
                         f"re-create it or leave it out of --input_file")
+
+
+def read_masking_records(files: list[str]) -> tuple[dict | None, list[str]]:
+    """The masking settings the dynamic records ``files`` were made with (masking.masking_record_path), and the
+    files that have none (older data). Files whose settings differ are refused, naming both."""
+    found: dict[str, dict] = {}
+    missing = []
+    for path in files:
+        record_file = masking_record_path(path)
+        if not tf.io.gfile.exists(record_file):
+            missing.append(path)
+            continue
+        try:
+            with tf.io.gfile.GFile(record_file) as f:
+                found[path] = json.loads(f.read())
+        except ValueError as err:
+            raise ValueError(f"{record_file}: not a masking settings file ({err}); re-create {path} or delete "
+                             f"{record_file}") from None
+    if not found:
+        return None, missing
+    first_path, first = next(iter(found.items()))
+    for path, record in found.items():
+        keys = ("vocab_sha256", *RECORDED_FLAGS)
+        differ = [k for k in keys if record.get(k) != first.get(k)]
+        if differ:
+            k = differ[0]
+            raise ValueError(f"{first_path} was made with {k}={first.get(k)} but {path} with {k}={record.get(k)} "
+                             f"({masking_record_path(path)}): give --input_file records made with one setting")
+    return first, missing
+
+
+def masking_flags_from_record(record: dict, values: dict, passed: set[str], vocab_sha256: str | None,
+                              vocab_file: str | None) -> tuple[dict, list[str]]:
+    """run_pretraining's masking flags for dynamic records made with ``record`` (read_masking_records): a flag
+    not ``passed`` takes the recorded value; a passed flag that contradicts it, or a vocab whose sha256 differs, is
+    refused naming both. ``values``: the flags' current values. Returns the values and the lines to print."""
+    made_with = f"create_pretraining_data.py --vocab_file={record.get('vocab_file')}"
+    if vocab_sha256 is not None and record.get("vocab_sha256") not in (None, vocab_sha256):
+        raise ValueError(f"--vocab_file={vocab_file} (sha256 {vocab_sha256[:12]}...) is not the vocab the records "
+                         f"were made with ({record.get('vocab_file')}, sha256 {record['vocab_sha256'][:12]}...): its "
+                         f"[MASK] and token ids would mask them wrongly; pass the vocab of {made_with}")
+    out, taken = dict(values), []
+    for name in RECORDED_FLAGS:
+        if name not in record:
+            continue
+        if name in passed:
+            if record[name] != values[name]:
+                raise ValueError(f"--{name}={values[name]} but the records were made with --{name}={record[name]} "
+                                 f"(recorded beside them in .NAME.masking.json): drop --{name} to use the recorded "
+                                 f"value, or re-create the records with --{name}={values[name]}")
+        else:
+            out[name] = record[name]
+            taken.append(f"--{name}={record[name]}")
+    lines = [f"dynamic masking: from the records' settings file: {' '.join(taken)}"] if taken else []
+    return out, lines
+
+
+def explain_id_error(err: Exception) -> Exception | None:
+    """The one-line error of make_dataset's id check (vocab_size), from the InvalidArgumentError tf.data raises
+    around it; None for any other error."""
+    match = _ID_CHECK_RE.search(str(err))
+    return ValueError(match.group(1)) if match else None
+
+
+_ID_CHECK_RE = re.compile(r"assertion failed: \[(.+? holds token id \d+ but vocab_size is .+?)\]\s*$", re.MULTILINE)
 
 
 STATIC, DYNAMIC = "static", "dynamic"  # masked records (the original's), or unmasked ones with word_starts

@@ -12,6 +12,9 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
+import hashlib
+import json
+import os
 import re
 from typing import Mapping, Sequence
 
@@ -237,3 +240,51 @@ def mask_batch(input_ids: np.ndarray, input_mask: np.ndarray, word_starts: np.nd
         output[row, :n] = masked
         positions[row, :k], labels[row, :k], weights[row, :k] = chosen, chosen_labels, 1.0
     return output, positions, labels, weights
+
+
+# --------------------------------------------------------------------------- the settings of dynamic records
+
+# create_pretraining_data.py --masking=dynamic writes, next to each output file NAME, the hidden file
+# .NAME.masking.json: the vocab's checksum (the [MASK] and random-replacement ids the records need) and the masking
+# flags, which run_pretraining.py takes as its defaults. Hidden, with a prefix, so that the globs users give for the
+# outputs (NAME*, data-*, *.tfrecord) do not match it; TensorFlow's glob matches hidden files for a bare "*", so
+# input_pipeline.expand_files also leaves out names that match MASKING_RECORD_RE.
+MASKING_RECORD_SUFFIX = ".masking.json"
+MASKING_RECORD_RE = re.compile(r"(^|/)\.[^/]+" + re.escape(MASKING_RECORD_SUFFIX) + "$")
+# The flags run_pretraining.py masks with (its names), recorded at creation.
+RECORDED_FLAGS = ("masked_lm_prob", "max_predictions_per_seq", "ngram", "favor_shorter_ngram")
+
+
+def masking_record_path(output_file: str) -> str:
+    """The settings file of ``output_file`` (local or gs://): .NAME.masking.json in the same folder."""
+    folder, name = output_file.rsplit("/", 1) if "/" in output_file else ("", output_file)
+    return f"{folder}/.{name}{MASKING_RECORD_SUFFIX}" if folder else f".{name}{MASKING_RECORD_SUFFIX}"
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a local file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def masking_record(cfg: InstanceConfig, vocab_file: str, spm_model: bool = False) -> dict:
+    """What dynamic records need to be masked as intended: the vocab's sha256 and the masking flags. A SentencePiece
+    model's checksum is kept under another key: run_pretraining's --vocab_file is another file, not comparable."""
+    return {"spm_model_sha256" if spm_model else "vocab_sha256": file_sha256(vocab_file),
+            "vocab_file": os.path.basename(vocab_file),
+            "masked_lm_prob": cfg.masked_lm_prob, "max_predictions_per_seq": cfg.max_predictions_per_seq,
+            "ngram": cfg.ngram, "favor_shorter_ngram": cfg.favor_shorter_ngram,
+            "do_whole_word_mask": cfg.do_whole_word_mask, "max_seq_length": cfg.max_seq_length}
+
+
+def write_masking_record(output_file: str, record: dict) -> str:
+    """Writes ``record`` next to local ``output_file`` (under a temporary name, renamed when complete)."""
+    path = masking_record_path(output_file)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return path

@@ -24,6 +24,7 @@ from absl import app, flags
 import checkpoints
 import cli
 import input_pipeline
+import masking
 import modeling
 import optimization
 import training
@@ -51,15 +52,42 @@ training.define_flags()
 # Dynamic masking: data made by create_pretraining_data.py --masking=dynamic is masked here, every epoch afresh.
 flags.DEFINE_string("vocab_file", None, "Dynamic masking: the vocab the data was made with ([MASK] and the ids of "
                     "the 10% random replacements).")
+# Their defaults are the values create_pretraining_data.py recorded beside the records (.NAME.masking.json), if any.
 flags.DEFINE_float("masked_lm_prob", 0.15, "Dynamic masking: share of the tokens to predict (create_pretraining_data's "
-                   "flag).")
-flags.DEFINE_integer("ngram", 1, "Dynamic masking: spans of up to N whole words, p(n) ~ 1/n.")
-flags.DEFINE_bool("favor_shorter_ngram", True, "Dynamic masking: false reverses the n-gram weights.")
+                   "flag; default: the records' recorded value).")
+flags.DEFINE_integer("ngram", 1, "Dynamic masking: spans of up to N whole words, p(n) ~ 1/n (default: recorded).")
+flags.DEFINE_bool("favor_shorter_ngram", True, "Dynamic masking: false reverses the n-gram weights (default: "
+                  "recorded).")
+
+
+def apply_masking_record(files: list[str]) -> None:
+    """Dynamic records: the masking flags the user did not pass take the values the records were made with (their
+    settings files); a contradicting flag, or another vocab than theirs, is refused. Older records have none."""
+    record, missing = input_pipeline.read_masking_records(files)
+    if record is None:
+        print(f"note: {files[0]} has no masking settings file (made by an older create_pretraining_data.py): masking "
+              f"with the flags as given, unchecked against the data", flush=True)
+        return
+    if missing:
+        print(f"note: {len(missing)} input file(s) have no masking settings file (e.g. {missing[0]}): checked "
+              f"against the others'", flush=True)
+    sha = None
+    if FLAGS.vocab_file:
+        import hashlib
+
+        with tf.io.gfile.GFile(FLAGS.vocab_file, "rb") as f:
+            sha = hashlib.sha256(f.read()).hexdigest()
+    values, lines = input_pipeline.masking_flags_from_record(
+        record, {name: FLAGS[name].value for name in masking.RECORDED_FLAGS},
+        {name for name in masking.RECORDED_FLAGS if FLAGS[name].present}, sha, FLAGS.vocab_file)
+    for name, value in values.items():
+        setattr(FLAGS, name, value)
+    for line in lines:
+        print(line, flush=True)
 
 
 def dynamic_masker():
     """The input pipeline's masker for unmasked (--masking=dynamic) records, from the masking flags."""
-    import masking
     import tokenization
 
     if not FLAGS.vocab_file:
@@ -142,7 +170,10 @@ def main(_) -> None:
     if len(kinds) > 1:
         raise ValueError("--input_file and --eval_input_file hold different kinds of records (static and dynamic "
                          "masking): make both the same way")
-    masker = dynamic_masker() if kinds == {input_pipeline.DYNAMIC} else None
+    masker = None
+    if kinds == {input_pipeline.DYNAMIC}:
+        apply_masking_record(list(dict.fromkeys(files + eval_files)))
+        masker = dynamic_masker()
     tf.io.gfile.makedirs(FLAGS.output_dir)
     saved_config = os.path.join(FLAGS.output_dir, EFFECTIVE_CONFIG)
     if training.is_chief(strategy) and not tf.io.gfile.exists(saved_config):
@@ -166,11 +197,12 @@ def main(_) -> None:
         def dataset_fn(ctx, skip_batches):
             return input_pipeline.make_dataset(
                 files, spec, trainer.per_replica_batch, is_training=True, input_context=ctx, seed=FLAGS.seed,
-                skip_batches=skip_batches, masker=masker)
+                skip_batches=skip_batches, masker=masker, vocab_size=config.vocab_size)
         trainer.train(dataset_fn, files)
     if FLAGS.do_eval:
+        # dynamic: the same masks on every evaluation
         dataset = input_pipeline.make_dataset(eval_files, spec, FLAGS.eval_batch_size, is_training=False,
-                                              masker=masker)  # dynamic: the same masks on every evaluation
+                                              masker=masker, vocab_size=config.vocab_size)
         results = training.evaluate(strategy, trainer.model, task, dataset, FLAGS.max_eval_steps, eval_files)
         if trainer.chief:
             write_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results, trainer.step)

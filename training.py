@@ -294,6 +294,9 @@ def batches_done(input_context: tf.distribute.InputContext, steps: int) -> int:
     return steps * (input_context.num_replicas_in_sync // input_context.num_input_pipelines)
 
 
+DATA_POSITION_KEY = "data_position/.ATTRIBUTES/VARIABLE_VALUE"  # Trainer.steps_run in a checkpoint
+
+
 class CheckpointSaveError(RuntimeError):
     """A checkpoint could not be written (no space): the message names the folder and the size it needs."""
 
@@ -319,7 +322,12 @@ class Trainer:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=optimizer_state(self.optimizer))
+            # Steps run, whether applied or not: with fp16 loss scaling a step whose gradients overflow is skipped
+            # (optimizer.iterations stays) but has consumed its batch, so a resume skips the data by this count.
+            self.steps_run = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps_run",
+                                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=optimizer_state(self.optimizer),
+                                              data_position=self.steps_run)
         self.chief = is_chief(strategy)
         directory = config.output_dir if self.chief else os.path.join(
             config.output_dir, f".worker_{strategy.cluster_resolver.task_id}_tmp")
@@ -352,8 +360,16 @@ class Trainer:
             print(f"loaded {latest} (step {self.step}) for evaluation", flush=True)
         elif latest:
             with checkpoints.reading(latest):
-                self.checkpoint.restore(latest).assert_existing_objects_matched()
-            print(f"resumed from {latest} at step {self.step}", flush=True)
+                if DATA_POSITION_KEY in dict(tf.train.list_variables(latest)):
+                    self.checkpoint.restore(latest).assert_existing_objects_matched()
+                else:  # written before steps_run was: no skipped steps counted
+                    tf.train.Checkpoint(model=self.model, optimizer=optimizer_state(self.optimizer)).restore(
+                        latest).assert_existing_objects_matched()
+                    self.steps_run.assign(self.step)
+            run = int(self.steps_run.numpy())
+            print(f"resumed from {latest} at step {self.step}" +
+                  (f" ({run} steps' batches consumed, {run - self.step} of the steps skipped by loss scaling)"
+                   if run != self.step else ""), flush=True)
         elif init_fn is not None:
             init_fn(self.model)
         return self.step
@@ -415,8 +431,10 @@ class Trainer:
     @tf.function
     def _train_loop(self, iterator, steps: tf.Tensor):
         sums, counts = map(self._reduce, self.strategy.run(self._replica_step, args=(next(iterator),)))
+        self.steps_run.assign_add(1)
         for _ in tf.range(steps - 1):
             s, c = map(self._reduce, self.strategy.run(self._replica_step, args=(next(iterator),)))
+            self.steps_run.assign_add(1)
             sums = {k: sums[k] + s[k] for k in sums}
             counts = {k: counts[k] + c[k] for k in counts}
         return sums, counts
@@ -430,7 +448,9 @@ class Trainer:
         if start >= cfg.num_train_steps:
             print(f"already at step {start} of {cfg.num_train_steps}: nothing to train", flush=True)
             return {}
-        dist = self.strategy.distribute_datasets_from_function(lambda ctx: dataset_fn(ctx, batches_done(ctx, start)))
+        consumed = int(self.steps_run.numpy())  # >= start: steps that loss scaling skipped took their batches too
+        dist = self.strategy.distribute_datasets_from_function(
+            lambda ctx: dataset_fn(ctx, batches_done(ctx, consumed)))
         iterator = iter(dist)
         writer = tf.summary.create_file_writer(os.path.join(cfg.output_dir, "train")) if self.chief else None
         t0, last, metrics = time.time(), None, {}
@@ -447,6 +467,11 @@ class Trainer:
                 sums, counts = self._train_loop(iterator, tf.constant(n))
             except tf.errors.DataLossError as err:
                 raise input_pipeline.explain_data_error(files or [], err) from None
+            except tf.errors.InvalidArgumentError as err:  # make_dataset's id check: one line naming the file
+                explained = input_pipeline.explain_id_error(err)
+                if explained is None:
+                    raise
+                raise explained from None
             metrics = ratios({k: v.numpy() for k, v in sums.items()}, {k: v.numpy() for k, v in counts.items()},
                              self.task.loss_terms)
             now, step = time.time(), self.step
@@ -510,6 +535,11 @@ def evaluate(strategy: tf.distribute.Strategy, model: keras.Model, task: Task, d
                 counts[k] = counts.get(k, 0.0) + float(c[k])
     except tf.errors.DataLossError as err:
         raise input_pipeline.explain_data_error(files or [], err) from None
+    except tf.errors.InvalidArgumentError as err:
+        explained = input_pipeline.explain_id_error(err)
+        if explained is None:
+            raise
+        raise explained from None
     if not sums:
         raise ValueError("evaluation saw no data")
     return ratios(sums, counts, task.loss_terms)

@@ -639,6 +639,29 @@ def test_cloud_paths_read_and_write_through_tf_io_gfile(tmp_path, corpus_file, v
     assert f"no file matches '{root}/missing/*.txt'" in capsys.readouterr().err
 
 
+def test_dynamic_records_get_their_masking_settings_file_locally_and_in_the_cloud(tmp_path, corpus_file, vocab_file):
+    """--masking=dynamic writes .NAME.masking.json beside each output (uploaded beside a ram:// one too) with the
+    vocab's sha256 and the masking flags; a static run over the same name removes the stale one."""
+    import json
+
+    tf = pytest.importorskip("tensorflow")
+    import input_pipeline
+
+    local = tmp_path / "data.tfrecord"
+    assert run_cli(base_args(corpus_file, vocab_file, local, masking="dynamic", masked_lm_prob=0.25)) == 0
+    record = json.loads((tmp_path / ".data.tfrecord.masking.json").read_text())
+    assert record["vocab_sha256"] == masking.file_sha256(str(vocab_file))
+    assert (record["masked_lm_prob"], record["max_predictions_per_seq"], record["ngram"]) == (0.25, 10, 2)
+    root = f"ram://cpd-dynamic-{os.getpid()}"
+    remote = f"{root}/out/data.tfrecord"
+    assert run_cli(base_args(corpus_file, vocab_file, remote, masking="dynamic", masked_lm_prob=0.25)) == 0
+    assert sorted(tf.io.gfile.listdir(f"{root}/out")) == [".data.tfrecord.masking.json", "data.tfrecord"]
+    assert input_pipeline.read_masking_records([remote]) == (record, [])
+    assert input_pipeline.expand_files(f"{root}/out/*") == [remote]
+    assert run_cli(base_args(corpus_file, vocab_file, local)) == 0  # static now: the settings file would lie
+    assert not (tmp_path / ".data.tfrecord.masking.json").exists()
+
+
 def test_work_units_cut_at_blank_lines(tmp_path):
     path = tmp_path / "c.txt"
     text = "".join(f"第{d}篇第{s}句。\n" for d in range(20) for s in range(3))

@@ -178,3 +178,103 @@ def test_run_pretraining_masks_dynamic_records(corpus, tmp_path):
     assert len(losses) == 3 and losses[-1] < losses[0] - 0.25, losses
     results = (tmp_path / "out" / "eval_results.txt").read_text()
     assert "masked_lm_accuracy" in results
+
+
+def test_dynamic_records_carry_their_vocab_and_masking_settings(corpus):
+    """Beside each dynamic output, a hidden settings file that globs of the outputs do not match: the vocab's sha256
+    and the masking flags run_pretraining.py needs; static outputs have none."""
+    import json
+
+    work, _, _ = corpus
+    record = json.loads((work / ".dynamic.tfrecord.masking.json").read_text())
+    assert record["vocab_sha256"] == masking.file_sha256(str(work / "vocab.txt"))
+    assert (record["masked_lm_prob"], record["max_predictions_per_seq"], record["ngram"],
+            record["favor_shorter_ngram"], record["do_whole_word_mask"]) == (0.2, PRED, 3, True, True)
+    assert not (work / ".static.tfrecord.masking.json").exists()
+    for pattern in (f"{work}/dynamic.tfrecord*", f"{work}/*", f"{work}/*.tfrecord"):
+        assert not [p for p in input_pipeline.expand_files(pattern) if p.endswith(".json")], pattern
+    assert input_pipeline.read_masking_records([str(work / "dynamic.tfrecord")]) == (record, [])
+    static = str(work / "static.tfrecord")
+    assert input_pipeline.read_masking_records([static]) == (None, [static])
+
+
+def test_masking_flags_default_to_the_records_and_contradictions_are_refused():
+    record = {"vocab_sha256": "a" * 64, "vocab_file": "vocab.txt", "masked_lm_prob": 0.25,
+              "max_predictions_per_seq": 16, "ngram": 3, "favor_shorter_ngram": True}
+    defaults = {"masked_lm_prob": 0.15, "max_predictions_per_seq": 20, "ngram": 1, "favor_shorter_ngram": True}
+    values, lines = input_pipeline.masking_flags_from_record(record, defaults, set(), "a" * 64, "v.txt")
+    assert values == {"masked_lm_prob": 0.25, "max_predictions_per_seq": 16, "ngram": 3, "favor_shorter_ngram": True}
+    assert "--masked_lm_prob=0.25" in lines[0] and "--ngram=3" in lines[0]
+    same = dict(defaults, ngram=3)  # passed and agreeing: kept
+    assert input_pipeline.masking_flags_from_record(record, same, {"ngram"}, None, None)[0]["ngram"] == 3
+    with pytest.raises(ValueError, match=r"--masked_lm_prob=0.15 but the records were made with --masked_lm_prob=0.25"):
+        input_pipeline.masking_flags_from_record(record, defaults, {"masked_lm_prob"}, "a" * 64, "v.txt")
+    with pytest.raises(ValueError, match=r"--vocab_file=other.txt \(sha256 bbbbbbbbbbbb...\) is not the vocab .*"
+                                         r"\(vocab.txt, sha256 aaaaaaaaaaaa...\)"):
+        input_pipeline.masking_flags_from_record(record, defaults, set(), "b" * 64, "other.txt")
+
+
+def test_files_made_with_different_masking_settings_are_refused(tmp_path):
+    import json
+
+    for name, prob in (("a.tfrecord", 0.15), ("b.tfrecord", 0.25)):
+        (tmp_path / name).write_bytes(b"")
+        (tmp_path / f".{name}.masking.json").write_text(json.dumps({"vocab_sha256": "a", "masked_lm_prob": prob}))
+    (tmp_path / "old.tfrecord").write_bytes(b"")
+    files = [str(tmp_path / n) for n in ("a.tfrecord", "old.tfrecord")]
+    assert input_pipeline.read_masking_records(files)[1] == [str(tmp_path / "old.tfrecord")]
+    with pytest.raises(ValueError, match=r"a.tfrecord was made with masked_lm_prob=0.15 but .*b.tfrecord with "
+                                         r"masked_lm_prob=0.25"):
+        input_pipeline.read_masking_records([str(tmp_path / "a.tfrecord"), str(tmp_path / "b.tfrecord")])
+
+
+def test_run_pretraining_takes_the_recorded_settings_and_refuses_another_vocab(corpus, tmp_path):
+    """The records were made with 20% and 3-grams: run_pretraining.py uses them without the flags, refuses a vocab
+    with another sha256 and a contradicting --ngram, each naming both values."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    work, _, _ = corpus
+    repo = Path(__file__).resolve().parents[1]
+    vocab_size = len(tokenization.load_vocab(str(work / "vocab.txt")))
+    config = {"vocab_size": vocab_size, "hidden_size": 16, "embedding_size": 8, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": SEQ}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    other_vocab = tmp_path / "other_vocab.txt"  # the same tokens in another order: another [MASK] id
+    tokens = (work / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    other_vocab.write_text("\n".join(tokens[5:] + tokens[:5]) + "\n", encoding="utf-8")
+    command = [sys.executable, str(repo / "run_pretraining.py"), f"--bert_config_file={tmp_path / 'config.json'}",
+               f"--input_file={work / 'dynamic.tfrecord'}", f"--output_dir={tmp_path / 'out'}", "--do_eval=true",
+               f"--max_seq_length={SEQ}", "--max_eval_steps=1", "--eval_batch_size=4"]
+
+    def run(*extra):
+        return subprocess.run(command + list(extra), cwd=repo, capture_output=True, text=True, timeout=300)
+
+    done = run(f"--vocab_file={work / 'vocab.txt'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--masked_lm_prob=0.2 --max_predictions_per_seq=16 --ngram=3" in done.stdout
+    assert "dynamic masking: 20% of the tokens (at most 16)" in done.stdout
+    done = run(f"--vocab_file={other_vocab}")
+    assert done.returncode == 1 and f"--vocab_file={other_vocab} (sha256" in done.stderr, done.stderr[-2000:]
+    assert "is not the vocab the records were made with (vocab.txt, sha256" in done.stderr
+    done = run(f"--vocab_file={work / 'vocab.txt'}", "--ngram=1")
+    assert done.returncode == 1 and "--ngram=1 but the records were made with --ngram=3" in done.stderr
+
+
+def test_the_docs_say_that_sop_pairs_are_fixed_at_creation(capsys):
+    """Dynamic masking redraws the MLM masks only: --help and the README say so and how to get SOP variety, and the
+    README compares dynamic and static records like with like."""
+    from pathlib import Path
+
+    with pytest.raises(SystemExit) as done:
+        cpd.main(["--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "The SOP pairs (A/B split, swap label) are fixed at creation in both modes: --dupe_factor > 1" in text
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert "`--dupe_factor=1` is enough" not in readme
+    assert "the SOP pairs (where a document is cut into A and B, and whether they are swapped) are drawn at " \
+           "creation and fixed in both modes" in readme
+    assert "at equal SOP variety (both `--dupe_factor=10`)" in readme

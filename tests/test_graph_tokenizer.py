@@ -94,10 +94,12 @@ def test_empty_batch_and_single_signature(tokenizers):
     assert out["input_mask"].numpy().sum() == 2 and out["segment_ids"].numpy().sum() == 0
 
 
-def test_invalid_utf8_is_an_error(tokenizers):
-    graph = tokenizers[0]
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        graph.encode(tf.constant([b"ok \xff\xfe"]))
+def test_invalid_utf8_is_an_error_naming_the_row(tokenizers):
+    graph, _, encode = tokenizers
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"text_a is not valid UTF-8 in rows 1\b"):
+        graph.encode(tf.constant(["ok", b"ok \xff\xfe"]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"text_b is not valid UTF-8 in rows 0 2\b"):
+        encode(tf.constant(["a", "b", "c"]), tf.constant([b"\xc3", "ok", b"x\x80"]))
 
 
 @pytest.mark.slow
@@ -119,3 +121,32 @@ def test_whole_demo_corpus_gives_the_python_ids(tmp_path):
     assert not mismatches(pair, texts, seq=64, batch=2048)
     ids = pair[0].token_ids(tf.constant(texts[:500])).flat_values.numpy()
     assert (ids != pair[1].vocab["[UNK]"]).mean() > 0.95  # the vocab covers the text: not a test of [UNK]s
+
+
+def test_long_texts_are_cut_before_tokenizing_and_give_the_same_ids(tokenizers, monkeypatch):
+    """A 1M-character request costs what a short one does: the strings reaching the tokenizer are short, and the
+    features equal the whole text's (Python's, on the whole text)."""
+    graph, python, _ = tokenizers
+    texts = ["中国人民" * 250_000, "hello, world " * 80_000, " \u3000\u200b" * 1000 + "你好" * SEQ,
+             "x" * 300 + " " + "一" * 200_000, "短", ""]
+    seen = []
+    words = graph.words
+    monkeypatch.setattr(graph, "words", lambda t: seen.append(tf.strings.length(t, "UTF8_CHAR").numpy()) or words(t))
+    out = graph.encode(tf.constant(texts), tf.constant(["", "", "", "", "b" * 3000, ""]))
+    lengths = [length for batch in seen for length in batch]
+    assert max(lengths) <= graph.max_text_chars
+    assert seen[0][:2].tolist() == [SEQ, 16 * 13]  # after the SEQ-th word (3 a repetition in the second)
+    for i, (a, b) in enumerate(zip(texts, ["", "", "", "", "b" * 3000, ""])):
+        want = classifier_data.encode_text(python, a, b or None, SEQ)[:3]
+        assert [out[k][i].numpy().tolist() for k in ("input_ids", "input_mask", "segment_ids")] == list(want), i
+
+
+def test_a_long_text_that_cannot_be_cut_safely_is_an_error_naming_the_row(tokenizers):
+    graph = tokenizers[0]
+    texts = ["ok", ("a" * 200 + " ") * 1000, "b" * 1000]  # row 2: one word, within max_text_chars
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"text_a: the first 48 words are not within the first "
+                                                             r"\d+ characters .* in rows 1; cut those texts"):
+        graph.encode(tf.constant(texts))
+    spaces = " " * (graph.max_text_chars + 10)
+    cut = graph.cut(tf.constant([spaces + "\u200b", "a" + spaces])).numpy().tolist()
+    assert cut == [spaces[:graph.max_text_chars].encode(), ("a" + spaces)[:graph.max_text_chars].encode()]
