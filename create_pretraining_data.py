@@ -51,6 +51,7 @@ from work_units import (
     Stats,
     make_temporary_dir,
     make_tokenizer,
+    no_space,
     plan_work_units,
     remove_stale_temporaries,
     run_units,
@@ -316,7 +317,14 @@ def run(args: types.SimpleNamespace) -> Stats:
     total_mb = sum(u.end - u.start for u in units) / 1e6
     progress = Progress(total_mb, "MB")
     try:
-        ordered, stats = run_units(units, config, args.num_workers, progress)
+        try:
+            ordered, stats = run_units(units, config, args.num_workers, progress)
+        except OSError as err:  # the units' temporary records, beside the outputs, need about as much disk
+            written = sum(f.stat().st_size for d in tmp_dirs.values() for f in Path(d).rglob("*") if f.is_file())
+            full = no_space(err, output_files[0], None, written)
+            if full is None:
+                raise
+            raise full from None
         progress.update(total_mb, stats.instances, "reading and masking", force=True)
         if stats.documents == 0:
             raise InputError(f"no sentences in {', '.join(input_files)} "

@@ -57,6 +57,7 @@ and renamed when complete. The runtimes come from requirements-export.txt.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -234,19 +235,29 @@ def export(model, export_dir: str, fmt: str, max_seq_length: int, quantize: str 
         reference = saved_model_outputs(staging, inputs)
         final = os.path.join(export_dir, "model.tflite" if fmt == "litert" else "model.onnx")
         partial = final + ".partial"
-        if fmt == "litert":
-            with open(partial, "wb") as f:
-                f.write(to_litert(staging, quantize))
-            outputs = run_litert(partial, inputs)
-        else:
-            to_onnx(staging, partial, quantize)
-            outputs = run_onnx(partial, inputs)
+        size = None  # bytes of the file being written: the flatbuffer's, or about the float weights' (ONNX)
         try:
+            if fmt == "litert":
+                flatbuffer = to_litert(staging, quantize)
+                size = len(flatbuffer)
+                with open(partial, "wb") as f:
+                    f.write(flatbuffer)
+                outputs = run_litert(partial, inputs)
+            else:
+                to_onnx(staging, partial, quantize)
+                outputs = run_onnx(partial, inputs)
             diffs, agreement = compare(final, outputs, reference, quantize, inputs["input_mask"])
-        except ValueError:
-            os.remove(partial)
+            os.replace(partial, final)
+        except BaseException as err:
+            # Any failure (a full disk, a converter or runtime error, NaN, Ctrl-C) leaves no partial file behind.
+            for path in (partial, partial + ".int8"):  # to_onnx quantizes into the second
+                if os.path.exists(path):
+                    os.remove(path)
+            if (isinstance(err, OSError) and err.errno == errno.ENOSPC) or "No space left on device" in str(err):
+                size = size or sum(v.numpy().nbytes for v in model.variables)
+                raise RuntimeError(f"no space left to write {final} ({size / 1e6:.1f} MB): free space in {export_dir} "
+                                   f"or use another --export_dir") from None
             raise
-    os.replace(partial, final)
     print(f"wrote {final} ({os.path.getsize(final) / 1e6:.1f} MB, {quantize}); largest difference from the "
           f"SavedModel on a check batch: " + ", ".join(f"{k} {v:.2g}" for k, v in sorted(diffs.items()))
           + "".join(f"; {k} equal on {v:.1%}" for k, v in sorted(agreement.items())))

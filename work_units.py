@@ -23,7 +23,9 @@ How it runs, and why:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import multiprocessing
 import os
 import re
@@ -46,6 +48,23 @@ PROG = "create_pretraining_data.py"  # the CLI whose messages these are
 
 class InputError(Exception):
     """Bad input or configuration: reported as one message, without a traceback."""
+
+
+class DiskFullError(RuntimeError):
+    """No space left for an output or its temporary records: the message names the path, what was written and the
+    fix (as training.CheckpointSaveError does for checkpoints)."""
+
+
+def no_space(err: OSError, path: str, records: int | None, size: int) -> DiskFullError | None:
+    """The DiskFullError for ``err`` when it is ENOSPC (None otherwise): ``records`` and ``size`` bytes of ``path``
+    had been written (records None: ``size`` bytes of the units' temporary records, beside it)."""
+    if err.errno != errno.ENOSPC and "No space left on device" not in str(err):
+        return None
+    done = (f"{size / 1e6:.1f} MB of temporary records" if records is None
+            else f"{records:,} records ({size / 1e6:.1f} MB)")
+    return DiskFullError(f"no space left to write {path}: {done} had been written; free space in "
+                         f"{os.path.dirname(os.path.abspath(path))} or point --output_file elsewhere (the temporary "
+                         f"files are removed)")
 
 
 # --------------------------------------------------------------------------- corpus: work units
@@ -391,8 +410,9 @@ def write_tfrecords(results: Sequence[UnitResult], output_files: Sequence[str], 
     temp_names = [partial_name(name, tmp_dirs[str(Path(name).resolve().parent)]) for name in output_files]
     writers = [open(name, "wb") for name in temp_names]
     diversity = Diversity()
+    sizes, current = [0] * len(writers), 0  # bytes handed to each writer, the one being written: for a full disk
+    written = 0
     try:
-        written = 0
         for pass_index in range(dupe_factor):
             order = np.random.default_rng(_seed(random_seed, 1, pass_index)).permutation(len(results)).tolist()
             for group_start in range(0, len(order), interleave_units):
@@ -402,21 +422,31 @@ def write_tfrecords(results: Sequence[UnitResult], output_files: Sequence[str], 
                 for rank in range(max(map(len, frames), default=0)):
                     interleaved += [(unit, f[rank]) for unit, f in zip(group, frames) if rank < len(f)]
                 if len(writers) == 1:
-                    writers[0].write(b"".join(frame for _, frame in interleaved))
+                    data = b"".join(frame for _, frame in interleaved)
+                    writers[0].write(data)
+                    sizes[0] += len(data)
                 else:
                     for offset, (_, frame) in enumerate(interleaved):
-                        writers[(written + offset) % len(writers)].write(frame)
+                        current = (written + offset) % len(writers)
+                        writers[current].write(frame)
+                        sizes[current] += len(frame)
                 for unit, _ in interleaved:
                     diversity.add(unit)
                 written += len(interleaved)
                 progress.update(float(written), written, "writing")
-        for writer in writers:
-            writer.close()
+        for current, writer in enumerate(writers):
+            writer.close()  # flushes: may be where the disk fills
         for temp, final in zip(temp_names, output_files):
             os.replace(temp, final)
+    except OSError as err:
+        full = no_space(err, output_files[current], written, sum(sizes))
+        if full is None:
+            raise
+        raise full from None
     finally:
         for writer in writers:
-            writer.close()
+            with contextlib.suppress(OSError):  # a full disk fails the flush again: the temporaries go regardless
+                writer.close()
         for temp in temp_names:
             if os.path.exists(temp):
                 os.remove(temp)
