@@ -121,9 +121,13 @@ class CRF(keras.layers.Layer):
 
     def build(self, input_shape=None):
         k = self.num_tags
-        self.transitions = self.add_weight(name="transitions", shape=(k, k), initializer="zeros")
-        self.start_transitions = self.add_weight(name="start_transitions", shape=(k,), initializer="zeros")
-        self.end_transitions = self.add_weight(name="end_transitions", shape=(k,), initializer="zeros")
+        # autocast=False: the tagger calls log_likelihood/decode as methods, inside its own call, where a mixed
+        # policy (bf16) would autocast these reads and the float32 scores would meet bfloat16 transitions.
+        self.transitions = self.add_weight(name="transitions", shape=(k, k), initializer="zeros", autocast=False)
+        self.start_transitions = self.add_weight(name="start_transitions", shape=(k,), initializer="zeros",
+                                                 autocast=False)
+        self.end_transitions = self.add_weight(name="end_transitions", shape=(k,), initializer="zeros",
+                                               autocast=False)
         super().build(input_shape)
 
     def log_likelihood(self, emissions: tf.Tensor, tags: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:

@@ -74,12 +74,13 @@ timed shipped_eval python run_pretraining.py --bert_config_file="$SHIPPED/albert
 
 # One recipe for every start of a task: torch/HF AdamW semantics (bias correction, eps 1e-8), 10% warmup, a dev
 # evaluation every 50 steps and the best dev checkpoint kept (dev is the selection set), then the test set once.
+# No SavedModel export (seconds a run; export_model.py makes one from any run's best/ checkpoint).
 common() {  # output_dir init_checkpoint seed: sets COMMON, the flags every fine-tuning run shares
   COMMON=(--vocab_file="$SHIPPED/vocab.txt" --bert_config_file="$SHIPPED/albert_config.json"
     ${2:+--init_checkpoint="$2"} --output_dir="$1" --do_train=true --do_eval=true --do_predict=true
     --train_batch_size=32 --eval_batch_size=64 --predict_batch_size=64 --bias_correction=true
     --adam_epsilon=1e-8 --warmup_proportion=0.1 --seed="$3" --save_checkpoints_steps=50
-    --iterations_per_loop=50 --keep_checkpoint_max=1)
+    --iterations_per_loop=50 --keep_checkpoint_max=1 --noexport_saved_model)
 }
 starts() {  # task runner: fine-tunes from random init and from the shipped checkpoint ("runner name init seed")
   local task=$1 runner=$2 seed

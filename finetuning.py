@@ -19,11 +19,19 @@ import training
 BEST_DIR, BEST_RECORD, DEV_HISTORY = "best", "best_checkpoint.txt", "dev_history.tsv"
 
 
-def define_flags(task_names: list[str], predict_help: str, unit: str = "example") -> None:
+def define_flags(task_names: list[str], predict_help: str, unit: str = "example", split_files: bool = False) -> None:
     """The flags both fine-tuning CLIs take (the original's run_classifier.py names), then the optimizer's and the
-    loop's. ``unit``: what a line of the task files is, for the help texts."""
+    loop's. ``unit``: what a line of the task files is, for the help texts. ``split_files``: also --train_file,
+    --dev_file and --test_file (any path, instead of the task's file name in --data_dir; see split_file_overrides)."""
     flags.DEFINE_string("task_name", None, f"The task: {', '.join(sorted(task_names))}.")
-    flags.DEFINE_string("data_dir", None, "Directory holding the task's train/dev/test files.")
+    flags.DEFINE_string("data_dir", None, "Directory holding the task's train/dev/test files (not needed for a split "
+                                          "given by --train_file/--dev_file/--test_file)." if split_files else
+                        "Directory holding the task's train/dev/test files.")
+    if split_files:
+        for split, role in (("train", "training"), ("dev", "dev (--do_eval, checkpoint selection)"),
+                            ("test", "test (--do_predict)")):
+            flags.DEFINE_string(f"{split}_file", None, f"The {role} file, any name or path (default: the task's "
+                                                       f"{split} file name in --data_dir).")
     flags.DEFINE_string("output_dir", None, "Checkpoints, cached features, eval/predict results, the best checkpoint.")
     cli.define_model_flags("TF1 (albert_zh or Google) or TF2 checkpoint to start from.",
                            f"Tokens per {unit} after WordPiece, [CLS] and [SEP]s included.")
@@ -45,7 +53,41 @@ def define_flags(task_names: list[str], predict_help: str, unit: str = "example"
     flags.DEFINE_bool("use_best_checkpoint", True,
                       "Eval/predict/export with the best dev checkpoint (output_dir/best) when there is one.")
     flags.DEFINE_string("export_dir", None, "SavedModel directory (default: output_dir/saved_model after training).")
+    flags.DEFINE_bool("export_saved_model", True, "Export a SavedModel after training (--noexport_saved_model: "
+                                                  "only the checkpoints; export_model.py exports one later).")
     training.define_flags()
+
+
+def wanted_splits(FLAGS) -> list[str]:
+    """The splits the --do_* flags read."""
+    return [s for s, on in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval), ("test", FLAGS.do_predict)) if on]
+
+
+def split_file_overrides(FLAGS) -> dict[str, str]:
+    """{split: path} of the --train_file/--dev_file/--test_file flags that are set (each checked to exist); a usage
+    error when a split the --do_* flags read has neither such a flag nor --data_dir."""
+    overrides = {}
+    for split in ("train", "dev", "test"):
+        path = getattr(FLAGS, f"{split}_file", None)
+        if path:
+            if not tf.io.gfile.exists(path):
+                cli.usage_error(f"--{split}_file={path}: no such file")
+            overrides[split] = path
+    missing = [split for split in wanted_splits(FLAGS) if split not in overrides]
+    if missing and not FLAGS.data_dir:
+        cli.usage_error(f"--data_dir is required for the {'/'.join(missing)} file (or pass "
+                        f"{' and '.join(f'--{split}_file' for split in missing)})")
+    return overrides
+
+
+def export_after_training(FLAGS, trainer: training.Trainer) -> None:
+    """The chosen model as a SavedModel: after training (unless --noexport_saved_model) or when --export_dir is
+    given. Imported lazily: eval/predict-only runs never load the export code."""
+    if (FLAGS.export_dir or (FLAGS.do_train and FLAGS.export_saved_model)) and trainer.chief:
+        export_dir = FLAGS.export_dir or os.path.join(FLAGS.output_dir, "saved_model")
+        stage(f"export: SavedModel to {export_dir}")
+        import export_saved_model
+        export_saved_model.export_saved_model(trainer.model, export_dir, FLAGS.max_seq_length)
 
 
 def config_from_flags(FLAGS) -> modeling.AlbertConfig:

@@ -1,22 +1,44 @@
 """Named-entity recognition data: task readers, the tag set, windows over long sentences, entity metrics, outputs.
 
-Tasks (``--task_name`` of run_ner.py; files in ``--data_dir``, the first name found wins):
+Tasks (``--task_name`` of run_ner.py; files in ``--data_dir``, the first name found wins; ``--train_file``,
+``--dev_file``, ``--test_file`` name any file instead):
 
 =================  ========================================  =======================================================
 task               files                                     format
 =================  ========================================  =======================================================
-peoples_daily_ner  example.train example.dev example.test    one ``char TAG`` a line (space or tab between), a blank
-                                                             line after each sentence; BIO tags (``O``, ``B-PER``,
-                                                             ``I-PER``, ...)
-msra_ner           msra_train_bio / train.txt,               the same line format (the BIO copies of MSRA-NER that
-                   msra_dev_bio / dev.txt,                   circulate under these names). MSRA has no official dev
-                   msra_test_bio / test.txt                  set: without a dev file, dev is the test file (a note
-                                                             says so)
+peoples_daily_ner  example.train example.dev example.test,   one ``char TAG`` a line (space or tab between), a blank
+                   else train.txt dev.txt test.txt (ymcui's  line after each sentence (*column* format); BIO tags
+                   split)                                    (``O``, ``B-PER``, ``I-PER``, ...)
+msra_ner           msra_train_bio / train.txt /              column format (the BIO copies of MSRA-NER that
+                   train_sentences.txt,                      circulate under these names), or lemonhu's *pair*
+                   msra_dev_bio / dev.txt /                  format: ``*sentences*.txt``, one sentence a line, units
+                   val_sentences.txt / dev_sentences.txt,    between spaces, and beside it the same name with
+                   msra_test_bio / test.txt /                ``tags`` for ``sentences`` (``val_tags.txt``), its tags
+                   test_sentences.txt (also ``train/``,      aligned 1:1 (``<split>/sentences.txt`` + ``tags.txt``
+                   ``val/``, ``dev/``, ``test/`` +           too). MSRA has no official dev set: without a dev
+                   ``sentences.txt``)                        file, dev is the test file (a note says so)
 cluener            train.json dev.json test.json             CLUENER2020: ``{"id": .., "text": .., "label": {type:
                                                              {entity: [[start, end], ...]}}}`` a line, offsets into
                                                              ``text`` inclusive; test.json unlabelled. Spans become
                                                              B-/I- tags on the text's characters
+weibo_ner          weiboNER_2nd_conll.train/.dev/.test,      column format, BIO over PER.NAM, PER.NOM, LOC.NAM, ...
+                   else train.txt dev.txt test.txt           (types keep their dots); each unit is a character with
+                                                             a segmentation digit glued on (``科0``): see below
+resume_ner         train.char.bmes dev.char.bmes             column format, BMES tags (``B-NAME``, ``M-NAME``,
+                   test.char.bmes                            ``E-NAME``, ``S-NAME``, ``O``)
+conll_ner          train.txt dev.txt test.txt                column (or pair) format, any tag scheme: any other
+                                                             character-level NER data
 =================  ========================================  =======================================================
+
+Every task but cluener reads both file formats and every tag scheme (tag_schemes.py): BIO, BIOES (BILOU's L-/U-
+as E-/S-) and BMES. Each file's scheme is detected from its tags (``--tag_scheme`` imposes one); inside, tags are
+BIO (B->B, I/M->I, E->I, S->B), and ``test_predictions.txt`` is written back in the test file's scheme (the
+training file's when the test file has no tags), so a file read and written back with its own tags is the same
+file. A tag invalid for the scheme (an ``E-`` in a BIO file, ``M-`` and ``I-`` mixed, a BMES file read with
+``--tag_scheme=bio``) is an error naming file and line. A file whose every unit is one character followed by one
+ASCII digit (Weibo NER's segmentation marks) is read as the characters (a note says so); the predictions keep the
+digits. A JSON file given to a column task, a line with more than two fields, or a sentences file whose tags file
+is missing or has another count of units is an error that says which formats are supported.
 
 A *unit* is what one line of a BIO file holds (a character; some files hold a Latin word or a number) or one
 character of a CLUENER text. Labels sit on units. Each unit is tokenized on its own (WordPiece may split a Latin
@@ -24,13 +46,14 @@ word into several pieces; whitespace, which the vocab has no piece for, becomes 
 the label, the other pieces are masked out of the loss and of decoding.
 
 Tag set: ``O`` first, then for each entity type found in the training file (sorted) ``B-type`` and ``I-type``;
-saved as ``tag_list.txt`` in the output directory and used for eval and predict. Tags that are not ``O``,
-``B-type`` or ``I-type`` (e.g. BIOES's ``E-``/``S-``), a line without a tag, a dev/test tag outside the training
+saved as ``tag_list.txt`` in the output directory and used for eval and predict. Tags that are not ``O`` or a
+letter of the file's scheme, a dash and a type, a line without a tag, a dev/test tag outside the training
 tag set, CLUENER spans outside the text, whose entity string differs from the text, or that overlap: each raises
 ``DataFormatError`` naming file and line (``--skip_bad_lines`` drops the sentence instead; in a test file it keeps
 its place in the predictions, see write_bio_predictions and write_clue_predictions). An ``I-type`` that
-does not continue a ``B-type``/``I-type`` of the same type is *reported* (counted, the first few named with file
-and line), not changed: the metrics read it the way conlleval does (it starts an entity).
+does not continue a ``B-type``/``I-type`` of the same type (in BIOES/BMES also an ``E-`` that closes nothing, a
+``B-`` that nothing closes) is *reported* (counted, the first few named with file and line), not changed: the
+metrics read its BIO form the way conlleval does (an ``I-`` that continues nothing starts an entity).
 
 Windows: a sentence longer than ``max_seq_length - 2`` pieces is cut into windows of that many pieces, each
 starting ``doc_stride`` pieces after the previous one (fewer than a window: consecutive windows overlap, so a
@@ -57,14 +80,16 @@ import numpy as np
 import tensorflow as tf
 
 import input_pipeline
+import tag_schemes
 import tokenization
 from classifier_data import DataFormatError, feature_cache_key, read_text_lines
 
 SPLITS = ("train", "dev", "test")
 OUTSIDE = "O"
-TAG_PATTERN = re.compile(r"^[BI]-\S+$")
 _SEPARATOR = re.compile(r"[ \t]+")
 REPORTED_PER_FILE = 5  # inconsistencies and skipped lines named in a file's summary
+FORMATS = ("supported: 'unit TAG' lines with a blank line after each sentence, *sentences*.txt + *tags*.txt pairs, "
+           "CLUENER's JSON lines (--task_name=cluener); tags: " + tag_schemes.SUPPORTED)
 
 
 @dataclasses.dataclass
@@ -77,6 +102,7 @@ class NerExample:
     example_id: Any = None
     line: int = 0
     text: str | None = None
+    source_units: list[str] | None = None  # the units as the file writes them, where reading changed them (Weibo)
 
 
 @dataclasses.dataclass
@@ -98,12 +124,18 @@ class NerReport:
     inconsistent: list[str] = dataclasses.field(default_factory=list)  # "file:line: I-x after y"
     separator: str = " "
     skipped: list[SkippedSentence] = dataclasses.field(default_factory=list)
+    scheme: str = "bio"  # the file's tag scheme (tag_schemes.SCHEMES), the one its predictions are written in
+    scheme_source: str = "detected"  # how it was chosen, for the summary and errors
+    companion: str | None = None  # the tags file of a sentences/tags pair
 
     def summary(self, num_examples: int) -> str:
-        parts = [f"{num_examples} sentences from {self.path}"]
+        parts = [f"{num_examples} sentences from {self.path}"
+                 + (f" + {self.companion}" if self.companion else "")
+                 + f" ({self.scheme.upper()} tags, {self.scheme_source})"]
         if self.inconsistent:
-            parts.append(f"{len(self.inconsistent)} I- tags that continue no entity (kept as they are, read as "
-                         f"entity starts), e.g. " + "; ".join(self.inconsistent[:REPORTED_PER_FILE]))
+            parts.append(f"{len(self.inconsistent)} tags out of {self.scheme.upper()} sequence (kept as they are, "
+                         f"read as conlleval reads their BIO form: an I- that continues no entity starts one), "
+                         f"e.g. " + "; ".join(self.inconsistent[:REPORTED_PER_FILE]))
         if self.bad:
             parts.append(f"{len(self.bad)} malformed sentences skipped (--skip_bad_lines), e.g. "
                          + "; ".join(self.bad[:REPORTED_PER_FILE]))
@@ -122,8 +154,11 @@ class _BadSentence(ValueError):
 
 
 def check_tag(tag: str, line: int) -> str:
-    if tag != OUTSIDE and not TAG_PATTERN.match(tag):
-        raise _BadSentence(line, f"tag {tag!r} is not BIO (O, B-type or I-type)")
+    """``tag`` if it is a tag of some supported scheme (tag_schemes.is_tag), else a _BadSentence."""
+    try:
+        tag_schemes.split_tag(tag)
+    except ValueError as err:
+        raise _BadSentence(line, f"{err} ({FORMATS})") from None
     return tag
 
 
@@ -149,51 +184,74 @@ def continuation_problems(tags: Sequence[str]) -> list[tuple[int, str]]:
 class NerProcessor:
     """File names per split and a reader; subclasses implement ``_sentences(lines, labelled, report)``, which
     yields ``(first line, units, tags or None, line of each unit, example id, text)`` per sentence, or a
-    ``_BadSentence`` for a malformed one (yielded, not raised: reading goes on with --skip_bad_lines)."""
+    ``_BadSentence`` for a malformed one (yielded, not raised: reading goes on with --skip_bad_lines).
+
+    ``tag_scheme``: ``auto`` (each file's own, tag_schemes.detect) or a tag_schemes.SCHEMES name every file must
+    follow. ``overrides``: {split: path} read instead of the task's file names in the data directory.
+    ``train_scheme``: the training data's scheme (set by reading the train split, or by the caller from a saved
+    run): breaks detection ties and is the scheme of a file without tags."""
 
     name = ""
     files: dict[str, tuple[str, ...]] = {}
     dev_falls_back_to_test = False
     writes_clue_predictions = False
+    fixed_scheme: str | None = None  # the task's format defines the tags (CLUENER's spans)
+    drops_glued_digits = False  # Weibo NER's segmentation digits (read_file)
 
-    def __init__(self, skip_bad_lines: bool = False):
+    def __init__(self, skip_bad_lines: bool = False, tag_scheme: str = "auto",
+                 overrides: dict[str, str] | None = None):
+        if tag_scheme != "auto" and tag_scheme not in tag_schemes.SCHEMES:
+            raise ValueError(f"--tag_scheme={tag_scheme}: expected auto or one of {', '.join(tag_schemes.SCHEMES)}")
         self.skip_bad_lines = skip_bad_lines
+        self.tag_scheme = tag_scheme
+        self.overrides = dict(overrides or {})
+        self.train_scheme: str | None = None
+        self.dev_is_test = False
         self.reports: dict[str, NerReport] = {}
 
-    def data_file(self, data_dir: str, split: str) -> str:
-        for name in self.files[split]:
+    def data_file(self, data_dir: str | None, split: str) -> str:
+        if split in self.overrides:
+            return self.overrides[split]
+        for name in self.files[split] if data_dir else ():
             if tf.io.gfile.exists(os.path.join(data_dir, name)):
                 return os.path.join(data_dir, name)
         if split == "dev" and self.dev_falls_back_to_test:
             path = self.data_file(data_dir, "test")
             print(f"note: task {self.name} has no dev file in {data_dir} (looked for {', '.join(self.files['dev'])});"
                   f" the dev set is {path}", flush=True)
+            self.dev_is_test = True
             return path
-        raise FileNotFoundError(f"task {self.name}: no {split} file in {data_dir} (looked for "
-                                f"{', '.join(self.files[split])})")
+        where = f"in {data_dir} (looked for {', '.join(self.files[split])})" if data_dir else "(no --data_dir)"
+        raise FileNotFoundError(f"task {self.name}: no {split} file {where}; --{split}_file names one anywhere")
 
-    def get_examples(self, data_dir: str, split: str, tags: Sequence[str] | None = None) -> list[NerExample]:
+    def get_examples(self, data_dir: str | None, split: str, tags: Sequence[str] | None = None) -> list[NerExample]:
         return self.read_file(self.data_file(data_dir, split), split, tags)
 
     def read_file(self, path: str, split: str, tags: Sequence[str] | None = None) -> list[NerExample]:
-        """Reads ``path``; ``tags``: the tag set the tags must belong to (None: any BIO tag, as in training)."""
-        lines = read_text_lines(path)  # a line that is not UTF-8 is an error naming it
+        """Reads ``path``, its tags in BIO (from its scheme, see choose_scheme); ``tags``: the BIO tag set they must
+        belong to (None: any, as in training)."""
         report = NerReport(path)
+        parsed = list(self._parse(path, labelled=split != "test", report=report))
+        good = [p for p in parsed if not isinstance(p, _BadSentence)]
+        scheme = self.choose_scheme(path, [p[2] for p in good if p[2] is not None], report)
+        if split == "train":
+            self.train_scheme = scheme.name
+        glued = self.drops_glued_digits and glued_digits([p[1] for p in good])
+        if glued:
+            print(f"note: every unit of {path} is a character followed by a digit (Weibo NER's segmentation marks, "
+                  f"e.g. {good[0][1][0]!r}): each unit is read as its character, predictions keep the digits",
+                  flush=True)
         allowed = set(tags) if tags is not None else None
         examples: list[NerExample] = []
-        for position, parsed in enumerate(self._sentences(lines, labelled=split != "test", report=report)):
+        for position, parsed_sentence in enumerate(parsed):
             try:
-                if isinstance(parsed, _BadSentence):
-                    raise parsed
-                first, units, unit_tags, unit_lines, example_id, text = parsed
-                if unit_tags is not None and allowed is not None:
-                    for tag, line in zip(unit_tags, unit_lines):
-                        if tag not in allowed:
-                            err = _BadSentence(line, f"tag {tag!r} is not in the training data's tag set "
-                                                     f"({' '.join(sorted(allowed))})")
-                            err.units, err.example_id = units, example_id
-                            raise err
+                if isinstance(parsed_sentence, _BadSentence):
+                    raise parsed_sentence
+                first, units, unit_tags, unit_lines, example_id, text = parsed_sentence
+                bio = None if unit_tags is None else self._to_bio(unit_tags, unit_lines, scheme, report, allowed)
             except _BadSentence as err:
+                if err.units is None and not isinstance(parsed_sentence, _BadSentence):
+                    err.units, err.example_id = units, example_id
                 where = f"{path}:{err.line}: {err}"
                 if not self.skip_bad_lines:
                     raise DataFormatError(f"{where} (pass --skip_bad_lines to skip malformed sentences)") from None
@@ -202,25 +260,133 @@ class NerProcessor:
                                                       position if err.example_id is None else err.example_id))
                 continue
             if unit_tags is not None:
-                report.inconsistent += [f"{path}:{unit_lines[i]}: {unit_tags[i]} after {before}"
-                                        for i, before in continuation_problems(unit_tags)]
+                report.inconsistent += [f"{path}:{unit_lines[i]}: {what}"
+                                        for i, what in tag_schemes.sequence_problems(unit_tags, scheme)]
+            source = None
+            if glued:
+                source, units = units, [u[0] for u in units]
             # the id without CLUENER's: the sentence's index in the file (skipped sentences count: ids stay the file's)
-            examples.append(NerExample(f"{split}-{len(examples)}", units, unit_tags,
-                                       position if example_id is None else example_id, first, text))
+            examples.append(NerExample(f"{split}-{len(examples)}", units, bio,
+                                       position if example_id is None else example_id, first, text, source))
         self.reports[split] = report
         return examples
+
+    def choose_scheme(self, path: str, tag_lists: list[list[str]], report: NerReport) -> tag_schemes.Scheme:
+        """The scheme ``path``'s tags are read in: the task's, --tag_scheme's, else detected from the tags (ties:
+        a ``.bmes`` name, then the training data's scheme), or the training data's for a file without tags."""
+        if self.fixed_scheme or self.tag_scheme != "auto":
+            name = self.fixed_scheme or self.tag_scheme
+            report.scheme, report.scheme_source = name, ("the task's format" if self.fixed_scheme
+                                                         else f"--tag_scheme={name}")
+        elif not tag_lists:
+            report.scheme = self.train_scheme or "bio"
+            report.scheme_source = ("no tags: predictions in the training data's scheme" if self.train_scheme
+                                    else "no tags, no training data's scheme known: BIO")
+        else:
+            prefer = (["bmes"] if path.lower().endswith(".bmes") else []) + [self.train_scheme or "bio"]
+            scheme, ties = tag_schemes.detect(tag_lists, prefer)
+            report.scheme = scheme.name
+            others = "/".join(t.upper() for t in ties[1:])
+            report.scheme_source = f"detected; its tags also fit {others}" if others else "detected"
+        return tag_schemes.SCHEMES[report.scheme]
+
+    def _to_bio(self, unit_tags: list[str], unit_lines: list[int], scheme: tag_schemes.Scheme, report: NerReport,
+                allowed: set[str] | None) -> list[str]:
+        bad = tag_schemes.invalid(unit_tags, scheme)
+        if bad:
+            tag = unit_tags[bad[0]]
+            mixed = "; M- and I- mixed in one file" if {tag[0], scheme.inside} == {"I", "M"} else ""
+            raise _BadSentence(unit_lines[bad[0]], f"tag {tag!r} is not {scheme.title}, this file's scheme "
+                                                   f"({report.scheme_source}{mixed}; {FORMATS})")
+        bio = tag_schemes.to_bio(unit_tags)
+        if allowed is not None:
+            for tag, original, line in zip(bio, unit_tags, unit_lines):
+                if tag not in allowed:
+                    shown = repr(tag) if tag == original else f"{original!r} ({tag} in BIO)"
+                    raise _BadSentence(line, f"tag {shown} is not in the training data's tag set "
+                                             f"({' '.join(sorted(allowed))})")
+        return bio
+
+    def _parse(self, path: str, labelled: bool, report: NerReport) -> Iterator[tuple | _BadSentence]:
+        return self._sentences(read_text_lines(path), labelled, report)  # a line not UTF-8 is an error naming it
 
     def _sentences(self, lines: list[str], labelled: bool, report: NerReport) -> Iterator[tuple]:
         raise NotImplementedError
 
 
+def glued_digits(sentences: Sequence[Sequence[str]]) -> bool:
+    """Whether every unit is one character and one ASCII digit (Weibo NER: ``科0``); a file of two-digit numbers
+    alone is not."""
+    units = [u for s in sentences for u in s]
+    return (bool(units) and all(len(u) == 2 and u[1] in "0123456789" for u in units)
+            and not all(u[0] in "0123456789" for u in units))
+
+
+def parallel_tags_path(path: str) -> str | None:
+    """The tags file of a sentences file (``val_sentences.txt`` -> ``val_tags.txt``, ``train/sentences.txt`` ->
+    ``train/tags.txt``), None when the name has no ``sentences``."""
+    name = os.path.basename(path)
+    return os.path.join(os.path.dirname(path), name.replace("sentences", "tags")) if "sentences" in name else None
+
+
 class BioProcessor(NerProcessor):
-    """``unit TAG`` lines, a blank line after each sentence. Unlabelled (test) files may hold the unit alone."""
+    """``unit TAG`` lines, a blank line after each sentence; unlabelled (test) files may hold the unit alone. A file
+    whose name holds ``sentences`` and that has a sibling named with ``tags`` instead is one sentence a line (units
+    between spaces), its tags aligned in the sibling (lemonhu's MSRA copy); a test file of whole sentences a line
+    with such a name needs no tags file."""
+
+    drops_glued_digits = True
 
     def __init__(self, name: str, files: dict[str, tuple[str, ...]], dev_falls_back_to_test: bool = False,
-                 skip_bad_lines: bool = False):
-        super().__init__(skip_bad_lines)
+                 skip_bad_lines: bool = False, tag_scheme: str = "auto", overrides: dict[str, str] | None = None):
+        super().__init__(skip_bad_lines, tag_scheme, overrides)
         self.name, self.files, self.dev_falls_back_to_test = name, files, dev_falls_back_to_test
+
+    def _parse(self, path, labelled, report):
+        lines = read_text_lines(path)
+        first = next((line for line in lines if line.strip()), "")
+        tags_path = parallel_tags_path(path)
+        # a pair: the tags file is there, or (a test file's tags are optional) the lines hold whole sentences
+        if tags_path is not None and (tf.io.gfile.exists(tags_path)
+                                      or (not labelled and len(_SEPARATOR.split(first.strip(" \t"))) > 2)):
+            return self._parallel(path, lines, tags_path, report)
+        if first.lstrip().startswith(("{", "[")):  # a whole-file mistake: one error, not one per sentence
+            raise DataFormatError(f"{path}:{lines.index(first) + 1}: JSON, but task {self.name} reads 'unit TAG' "
+                                  f"lines ({FORMATS})")
+        return self._sentences(lines, labelled, report)
+
+    def _parallel(self, path: str, lines: list[str], tags_path: str, report: NerReport) -> Iterator[tuple]:
+        lines = [line.strip(" \t") for line in lines]
+        has_tags = tf.io.gfile.exists(tags_path)
+        tag_lines = [line.strip(" \t") for line in read_text_lines(tags_path)] if has_tags else None
+        if tag_lines is not None:
+            report.companion = tags_path
+            while lines and not lines[-1]:
+                lines.pop()
+            while tag_lines and not tag_lines[-1]:
+                tag_lines.pop()
+            if len(lines) != len(tag_lines):
+                raise DataFormatError(f"{path} has {len(lines)} sentence lines but {tags_path} has {len(tag_lines)} "
+                                      f"tag lines: they must be aligned line by line")
+        for number, line in enumerate(lines, start=1):
+            units = _SEPARATOR.split(line) if line else []
+            tags = None
+            if tag_lines is not None:
+                tags = _SEPARATOR.split(tag_lines[number - 1]) if tag_lines[number - 1] else []
+                if len(tags) != len(units):
+                    err = _BadSentence(number, f"{len(units)} units but {tags_path}:{number} has {len(tags)} tags")
+                    err.units = units
+                    yield err
+                    continue
+                try:
+                    for tag in tags:
+                        check_tag(tag, number)
+                except _BadSentence as err:
+                    err.units = units
+                    yield err
+                    continue
+            if units:
+                yield number, units, tags, [number] * len(units), None, None
 
     def _sentences(self, lines, labelled, report):
         units: list[str] = []
@@ -251,7 +417,8 @@ class BioProcessor(NerProcessor):
                     raise _BadSentence(number, f"no tag: expected 'unit TAG', got {line!r}")
                 else:
                     raise _BadSentence(number, f"{len(fields)} fields: expected 'unit TAG' (one space or tab "
-                                               f"between), got {line!r}")
+                                               f"between), got {line!r}; files with more columns are not read: "
+                                               f"keep the unit and its tag ({FORMATS})")
             except _BadSentence as err:
                 error = err
                 continue
@@ -270,9 +437,7 @@ class ClueNerProcessor(NerProcessor):
     name = "cluener"
     files = {"train": ("train.json",), "dev": ("dev.json",), "test": ("test.json",)}
     writes_clue_predictions = True
-
-    def __init__(self, skip_bad_lines: bool = False):
-        super().__init__(skip_bad_lines)
+    fixed_scheme = "bio"
 
     def _sentences(self, lines, labelled, report):
         for number, line in enumerate(lines, start=1):
@@ -288,7 +453,8 @@ class ClueNerProcessor(NerProcessor):
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            raise _BadSentence(number, f"not JSON ({err.msg} at column {err.colno})") from None
+            raise _BadSentence(number, f"not JSON ({err.msg} at column {err.colno}); task cluener reads CLUENER's "
+                                       f"JSON lines ({FORMATS})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             err = _BadSentence(number, "expected an object with a 'text' string")
             err.example_id = obj.get("id") if isinstance(obj, dict) else None
@@ -331,22 +497,34 @@ def spans_to_tags(text: str, label: Any, line: int) -> list[str]:
 
 def _bio(name: str, train: Sequence[str], dev: Sequence[str], test: Sequence[str], dev_falls_back: bool = False):
     files = {"train": tuple(train), "dev": tuple(dev), "test": tuple(test)}
-    return lambda skip_bad_lines=False: BioProcessor(name, files, dev_falls_back, skip_bad_lines)
+    return lambda **kwargs: BioProcessor(name, files, dev_falls_back, **kwargs)
+
+
+def _lemonhu(split: str) -> list[str]:
+    return [f"{split}_sentences.txt", f"{split}/sentences.txt"]
 
 
 PROCESSORS = {
-    "peoples_daily_ner": _bio("peoples_daily_ner", ["example.train"], ["example.dev"], ["example.test"]),
-    "msra_ner": _bio("msra_ner", ["msra_train_bio", "train.txt"], ["msra_dev_bio", "dev.txt"],
-                     ["msra_test_bio", "test.txt"], dev_falls_back=True),
+    "peoples_daily_ner": _bio("peoples_daily_ner", ["example.train", "train.txt"], ["example.dev", "dev.txt"],
+                              ["example.test", "test.txt"]),
+    "msra_ner": _bio("msra_ner", ["msra_train_bio", "train.txt", *_lemonhu("train")],
+                     ["msra_dev_bio", "dev.txt", *_lemonhu("val"), *_lemonhu("dev")],
+                     ["msra_test_bio", "test.txt", *_lemonhu("test")], dev_falls_back=True),
     "cluener": ClueNerProcessor,
+    "weibo_ner": _bio("weibo_ner", ["weiboNER_2nd_conll.train", "train.txt"], ["weiboNER_2nd_conll.dev", "dev.txt"],
+                      ["weiboNER_2nd_conll.test", "test.txt"]),
+    "resume_ner": _bio("resume_ner", ["train.char.bmes"], ["dev.char.bmes"], ["test.char.bmes"]),
+    "conll_ner": _bio("conll_ner", ["train.txt"], ["dev.txt"], ["test.txt"]),
 }
 
 
-def get_processor(task_name: str, skip_bad_lines: bool = False) -> NerProcessor:
+def get_processor(task_name: str, skip_bad_lines: bool = False, tag_scheme: str = "auto",
+                  overrides: dict[str, str] | None = None) -> NerProcessor:
+    """The task's processor; ``tag_scheme`` and ``overrides``: see NerProcessor."""
     key = (task_name or "").lower()
     if key not in PROCESSORS:
         raise ValueError(f"--task_name: unknown NER task {task_name!r}; known: {', '.join(sorted(PROCESSORS))}")
-    return PROCESSORS[key](skip_bad_lines=skip_bad_lines)
+    return PROCESSORS[key](skip_bad_lines=skip_bad_lines, tag_scheme=tag_scheme, overrides=overrides)
 
 
 def tag_set(examples: Sequence[NerExample]) -> list[str]:
@@ -542,7 +720,7 @@ class NerSplit:
     features_file: str
 
 
-def load_split(processor: NerProcessor, data_dir: str, split: str, tags: Sequence[str] | None,
+def load_split(processor: NerProcessor, data_dir: str | None, split: str, tags: Sequence[str] | None,
                encoder: WindowEncoder, cache_dir: str, *, vocab_file: str | None, spm_model_file: str | None,
                do_lower_case: bool, examples: list[NerExample] | None = None) -> NerSplit:
     """Reads ``split`` (unless ``examples`` are given), windows it, and writes its features unless a file with the
@@ -555,7 +733,12 @@ def load_split(processor: NerProcessor, data_dir: str, split: str, tags: Sequenc
         raise ValueError(f"{path}: no {split} sentences")
     tag_ids = {tag: i for i, tag in enumerate(tags)} if tags is not None else None
     windows, features = encoder.encode(examples, tag_ids)
-    key, _ = feature_cache_key(path, task=f"{processor.name}/ner/stride={encoder.stride}", labels=list(tags or []),
+    companion = processor.reports[split].companion  # a tags file: its changes must not reuse stale features
+    if companion:
+        stat = tf.io.gfile.stat(companion)
+        companion = f"/tags={companion}:{stat.length}:{stat.mtime_nsec}"
+    key, _ = feature_cache_key(path, task=f"{processor.name}/ner/stride={encoder.stride}{companion or ''}",
+                               labels=list(tags or []),
                                max_seq_length=encoder.max_seq_length, vocab_file=vocab_file,
                                spm_model_file=spm_model_file, do_lower_case=do_lower_case,
                                skip_bad_lines=processor.skip_bad_lines)
@@ -576,17 +759,7 @@ def load_split(processor: NerProcessor, data_dir: str, split: str, tags: Sequenc
 
 def entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     """(type, first, last) of each entity, conlleval's chunk rules for BIO (see the module docstring)."""
-    found = []
-    kind, begin = None, 0
-    for i, tag in enumerate(list(tags) + [OUTSIDE]):
-        this = tag_type(tag)
-        starts = tag.startswith("B-") or (tag.startswith("I-") and this != kind)
-        if kind is not None and (tag == OUTSIDE or starts):
-            found.append((kind, begin, i - 1))
-            kind = None
-        if starts:
-            kind, begin = this, i
-    return found
+    return tag_schemes.chunks(tags)
 
 
 def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, dict[str, float]]:
@@ -636,14 +809,17 @@ def with_skipped(examples: Sequence[NerExample], predicted: Sequence[Sequence[st
 
 
 def write_bio_predictions(path: str, examples: Sequence[NerExample], predicted: Sequence[Sequence[str]],
-                          separator: str = " ", skipped: Sequence[SkippedSentence] = ()) -> None:
-    """``unit TAG`` lines, a blank line after each sentence: the test file's units, in its order. A sentence that
-    --skip_bad_lines dropped (``skipped``) keeps its place: its units tagged ``O``, or a ``# skipped: file:line``
-    line when its units cannot be told."""
+                          separator: str = " ", skipped: Sequence[SkippedSentence] = (), scheme: str = "bio") -> None:
+    """``unit TAG`` lines, a blank line after each sentence: the test file's units as it writes them (Weibo's
+    digits kept), in its order, the BIO tags ``predicted`` written in ``scheme`` (tag_schemes.from_bio). A sentence
+    that --skip_bad_lines dropped (``skipped``) keeps its place: its units tagged ``O``, or a ``# skipped:
+    file:line`` line when its units cannot be told."""
     with tf.io.gfile.GFile(path, "w") as f:
         for sentence, row in with_skipped(examples, predicted, skipped):
             if row is not None:
-                f.write("".join(f"{unit}{separator}{tag}\n" for unit, tag in zip(sentence.units, row, strict=True)))
+                units = sentence.source_units or sentence.units
+                tags = tag_schemes.from_bio(row, scheme)
+                f.write("".join(f"{unit}{separator}{tag}\n" for unit, tag in zip(units, tags, strict=True)))
             elif sentence.units:
                 f.write("".join(f"{unit}{separator}{OUTSIDE}\n" for unit in sentence.units))
             else:

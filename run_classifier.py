@@ -2,9 +2,14 @@
 
 The original's flags and outputs, on the shared tf.distribute loop (training.py) instead of the TF1 TPU Estimator:
 
-* ``--task_name`` picks a processor in classifier_data.py (its module docstring lists each task's files and how a
-  row becomes text_a / text_b / label). Features are cached under ``<output_dir>/features/`` keyed by the data file,
-  vocab, casing, max_seq_length, task and labels, so changing any of them converts again.
+* ``--task_name`` picks a processor in classifier_data.py (its module docstring lists each task's files, the
+  published formats it reads and how a row becomes text_a / text_b / label). Features are cached under
+  ``<output_dir>/features/`` keyed by the data file, vocab, casing, max_seq_length, task and labels, so changing any
+  of them converts again.
+* ``--train_file`` / ``--dev_file`` / ``--test_file``: a split's file by path, whatever its name, instead of the
+  task's file name in ``--data_dir`` (which is then needed only for the splits without such a flag).
+* ``--label_list``: the labels, in label-id order (a file with one label a line, or ``a,b,c``), for any task; rows
+  with another label are errors naming file:line (skipped with ``--skip_bad_lines``).
 * ``--do_train``: AdamW (``--optimizer``) with linear warmup/decay over ceil(examples × epochs / batch) steps,
   checkpoints every ``--save_checkpoints_steps`` in ``--output_dir`` (a killed run resumes from the latest). With
   ``--do_eval`` each checkpoint is evaluated on dev as it is written (``dev_history.tsv``) and the best one (highest
@@ -47,7 +52,11 @@ import training
 
 FLAGS = flags.FLAGS
 finetuning.define_flags(list(classifier_data.PROCESSORS),
-                        "Predict the test file: test_results.tsv (+ <task>_predict.json for CLUE).")
+                        "Predict the test file: test_results.tsv (+ <task>_predict.json for CLUE).", split_files=True)
+flags.DEFINE_string("label_list", None,
+                    "The labels, their order giving the label ids: a file (one label a line) or a comma-separated "
+                    "list. Default: the task's (text_classification: those of train + dev). Rows with another label "
+                    "are errors; it must match the label_list.txt of a model already in --output_dir.")
 flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled output before the classifier.")
 flags.DEFINE_enum("classifier_pooling", "cls", list(modeling.CLASSIFIER_POOLINGS),
                   "What the classifier reads: cls (the original's pooler on [CLS]) or mean (the mean of the sequence "
@@ -106,11 +115,17 @@ def predict_probabilities(model, dataset) -> tuple[np.ndarray, np.ndarray]:
 # Glue
 # ---------------------------------------------------------------------------------------------------------------------
 
-def resolve_labels(processor: classifier_data.DataProcessor, data_dir: str, output_dir: str) -> list[str]:
-    """The task's labels, checked against (or, for data-derived labels without train/dev files, read from)
-    ``output_dir/label_list.txt``, which records the labels the classifier head was trained with."""
+def resolve_labels(processor: classifier_data.DataProcessor, data_dir: str | None, output_dir: str,
+                   label_list: str | None = None) -> list[str]:
+    """The task's labels (or ``label_list``'s, see --label_list), checked against (or, for data-derived labels
+    without train/dev files, read from) ``output_dir/label_list.txt``, which records the labels the classifier head
+    was trained with."""
     saved_path = os.path.join(output_dir, LABEL_LIST)
     saved = finetuning.read_names(saved_path)
+    if label_list:
+        labels = classifier_data.parse_label_list(label_list)
+        processor.use_labels(labels)
+        return finetuning.keep_names(saved_path, labels, saved, "labels", f"--label_list={label_list}")
     if processor.labels is None and saved is not None and not (
             processor.has_file(data_dir, "train") or processor.has_file(data_dir, "dev")):
         processor.use_labels(saved)
@@ -121,11 +136,11 @@ def resolve_labels(processor: classifier_data.DataProcessor, data_dir: str, outp
 def load_data(processor: classifier_data.DataProcessor, labels: list[str],
               tokenizer: tokenization.FullTokenizer) -> dict[str, classifier_data.SplitData]:
     """The splits the --do_* flags need, read and converted (or taken from the feature cache)."""
-    wanted = [s for s, on in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval), ("test", FLAGS.do_predict)) if on]
     return {split: classifier_data.load_split(
         processor, FLAGS.data_dir, split, labels, tokenizer, FLAGS.max_seq_length,
         os.path.join(FLAGS.output_dir, "features"), vocab_file=FLAGS.vocab_file,
-        spm_model_file=FLAGS.spm_model_file, do_lower_case=FLAGS.do_lower_case) for split in wanted}
+        spm_model_file=FLAGS.spm_model_file, do_lower_case=FLAGS.do_lower_case)
+        for split in finetuning.wanted_splits(FLAGS)}
 
 
 def ordered_dataset(split_data: classifier_data.SplitData, batch_size: int):
@@ -159,11 +174,15 @@ def write_predictions(processor: classifier_data.DataProcessor, test: classifier
 
 
 def main(_) -> None:
+    overrides = finetuning.split_file_overrides(FLAGS)
     strategy, config, tokenizer = finetuning.setup(FLAGS)
     processor = classifier_data.get_processor(FLAGS.task_name, FLAGS.skip_bad_lines)
+    processor.use_files(overrides)
 
-    stage(f"data: task {FLAGS.task_name} in {FLAGS.data_dir}")
-    labels = resolve_labels(processor, FLAGS.data_dir, FLAGS.output_dir)
+    where = [f"in {FLAGS.data_dir}"] if FLAGS.data_dir else []
+    where += [f"{split} file {path}" for split, path in overrides.items()]
+    stage(f"data: task {FLAGS.task_name} " + ", ".join(where))
+    labels = resolve_labels(processor, FLAGS.data_dir, FLAGS.output_dir, FLAGS.label_list)
     print(f"labels ({len(labels)}): {' '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}", flush=True)
     data = load_data(processor, labels, tokenizer)
 
@@ -195,14 +214,10 @@ def main(_) -> None:
                                                  ordered_dataset(data["test"], FLAGS.predict_batch_size))
         if trainer.chief:
             write_predictions(processor, data["test"], probabilities, labels)
-    if (FLAGS.do_train or FLAGS.export_dir) and trainer.chief:
-        export_dir = FLAGS.export_dir or os.path.join(FLAGS.output_dir, "saved_model")
-        stage(f"export: SavedModel to {export_dir}")
-        import export_saved_model  # lazily, as checkpoints
-        export_saved_model.export_saved_model(trainer.model, export_dir, FLAGS.max_seq_length)
+    finetuning.export_after_training(FLAGS, trainer)
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["task_name", "data_dir", "bert_config_file", "output_dir"])
+    flags.mark_flags_as_required(["task_name", "bert_config_file", "output_dir"])  # data_dir: split_file_overrides
     cli.list_all_flags_in_help()
     app.run(cli.clean_errors(main))

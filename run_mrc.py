@@ -360,11 +360,7 @@ def main(argv: list[str]) -> None:
         found = answers["question"]
         print(json.dumps({"answer": found.text, "nbest": [c.to_json() for c in found.nbest[:5]]},
                          ensure_ascii=False, indent=2), flush=True)
-    if (FLAGS.do_train or FLAGS.export_dir) and trainer.chief:
-        export_dir = FLAGS.export_dir or os.path.join(FLAGS.output_dir, "saved_model")
-        finetuning.stage(f"export: SavedModel to {export_dir}")
-        import export_saved_model  # lazily, as in run_classifier.py
-        export_saved_model.export_saved_model(trainer.model, export_dir, FLAGS.max_seq_length)
+    finetuning.export_after_training(FLAGS, trainer)
 
 
 def write_results(name: str, results: dict[str, float], step: int) -> None:

@@ -3,8 +3,14 @@
 run_classifier.py's flags and loop (training.py: tf.distribute, checkpoints and resume, progress, TensorBoard;
 the best dev checkpoint by entity F1 kept in ``<output_dir>/best/``), on NER files:
 
-* ``--task_name``: ``peoples_daily_ner``, ``msra_ner`` or ``cluener`` (ner_data.py's docstring has their files,
-  formats, tag set and checks). The tags come from the training file and are saved as ``tag_list.txt``.
+* ``--task_name``: ``peoples_daily_ner``, ``msra_ner``, ``cluener``, ``weibo_ner``, ``resume_ner`` or
+  ``conll_ner`` (ner_data.py's docstring has their files, formats, tag set and checks). The files are the task's
+  names in ``--data_dir``, or any paths given by ``--train_file``/``--dev_file``/``--test_file`` (``--data_dir``
+  is then needed only for the splits without one). The tags come from the training file and are saved as
+  ``tag_list.txt``.
+* Tag schemes: BIO, BIOES (BILOU) or BMES, each file's detected from its tags (``--tag_scheme`` imposes one);
+  the model works in BIO. The training file's scheme is saved as ``tag_scheme.txt`` (for a test file without
+  tags).
 * Model: ``modeling.AlbertTokenClassifier``: tag logits on each unit's first piece; ``--use_crf`` adds a
   linear-chain CRF (crf.py) trained on its log-likelihood. Decoding is Viterbi under BIO constraints
   (``--bio_constraints``, default on: an ``I-x`` only after ``B-x``/``I-x``), over the CRF's scores or, without a
@@ -16,8 +22,9 @@ the best dev checkpoint by entity F1 kept in ``<output_dir>/best/``), on NER fil
   rules) overall (``eval_f1``...) and per type (``eval_PER_f1``...), token accuracy and loss (each unit counted
   once, in the window its tag comes from), and prints a table.
 * ``--do_predict`` writes ``test_predictions.txt`` (``unit TAG`` lines, a blank line after each sentence: the
-  test file's units in its order), ``cluener_predict.json`` (CLUE's submission format) for cluener, and, when the
-  test file has tags, ``test_results.txt`` with the same scores as eval. Both keep one entry per test sentence: one
+  test file's units in its order, its tags in the test file's scheme, or the training file's when the test file
+  has none), ``cluener_predict.json`` (CLUE's submission format) for cluener, and, when the test file has tags,
+  ``test_results.txt`` with the same scores as eval. Both keep one entry per test sentence: one
   that ``--skip_bad_lines`` skipped has its units tagged ``O`` (a ``# skipped: file:line`` line when they cannot be
   told) and an empty label in the JSON; the run says how many.
 * After training (or with ``--export_dir``) the tagger is exported as a SavedModel (``logits``, ``probabilities``,
@@ -46,17 +53,24 @@ import finetuning
 import input_pipeline
 import modeling
 import ner_data
+import tag_schemes
 import training
 
 FLAGS = flags.FLAGS
 finetuning.define_flags(list(ner_data.PROCESSORS),
-                        "Tag the test file: test_predictions.txt (+ cluener_predict.json).", unit="sentence")
+                        "Tag the test file: test_predictions.txt (+ cluener_predict.json).", unit="sentence",
+                        split_files=True)
+flags.DEFINE_enum("tag_scheme", "auto", ["auto", *tag_schemes.SCHEMES],
+                  "The files' tag scheme: auto (each file's, detected from its tags), or one every file must follow "
+                  "(a tag outside it is an error). The model works in BIO; test_predictions.txt is written in the "
+                  "test file's scheme.")
 flags.DEFINE_integer("doc_stride", 0, "Pieces between the starts of a long sentence's windows (0: half a window).")
 flags.DEFINE_bool("use_crf", False, "A linear-chain CRF on the tag logits (log-likelihood loss, Viterbi decoding).")
 flags.DEFINE_bool("bio_constraints", True, "Decode only BIO-consistent tag paths (I-x only after B-x or I-x).")
 flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the sequence output before the tag logits.")
 
 TAG_LIST = "tag_list.txt"
+TAG_SCHEME = "tag_scheme.txt"  # the training file's scheme: predictions for a test file without tags use it
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -171,20 +185,37 @@ def write_results(name: str, results: dict[str, float], step: int, num_sentences
           f"{results['precision']:.4f}  recall {results['recall']:.4f}", flush=True)
 
 
+def resolve_scheme(processor: ner_data.NerProcessor, output_dir: str) -> None:
+    """Saves the training file's tag scheme beside tag_list.txt, or, in a run that does not train, tells the
+    processor the saved one (the scheme of predictions for a test file without tags)."""
+    path = os.path.join(output_dir, TAG_SCHEME)
+    if processor.train_scheme is not None:
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(processor.train_scheme + "\n")
+    else:
+        saved = finetuning.read_names(path)
+        if saved and saved[0] in tag_schemes.SCHEMES:
+            processor.train_scheme = saved[0]
+
+
 def main(_) -> None:
     try:  # before any work: a stride with no overlap splits entities at window starts
         ner_data.window_stride(FLAGS.max_seq_length, FLAGS.doc_stride)
     except ValueError as err:
         cli.usage_error(str(err))
+    overrides = finetuning.split_file_overrides(FLAGS)
     strategy, config, tokenizer = finetuning.setup(FLAGS)
-    processor = ner_data.get_processor(FLAGS.task_name, FLAGS.skip_bad_lines)
+    processor = ner_data.get_processor(FLAGS.task_name, FLAGS.skip_bad_lines, FLAGS.tag_scheme, overrides)
     encoder = ner_data.WindowEncoder(tokenizer, FLAGS.max_seq_length, FLAGS.doc_stride)
 
-    finetuning.stage(f"data: task {FLAGS.task_name} in {FLAGS.data_dir}")
+    given = " ".join(f"--{split}_file={path}" for split, path in overrides.items())
+    finetuning.stage(f"data: task {FLAGS.task_name}" + (f" in {FLAGS.data_dir}" if FLAGS.data_dir else "")
+                     + (f" ({given})" if given else ""))
     train_examples = None
     if FLAGS.do_train:
         train_examples = processor.get_examples(FLAGS.data_dir, "train")
     tags = resolve_tags(processor, train_examples, FLAGS.output_dir)
+    resolve_scheme(processor, FLAGS.output_dir)
     print(f"tags ({len(tags)}): {' '.join(tags)}", flush=True)
 
     def load(split: str, examples=None) -> ner_data.NerSplit:
@@ -201,7 +232,7 @@ def main(_) -> None:
     if FLAGS.do_predict:
         data["test"] = load("test")
     # msra_ner without a dev file: ner_data falls back to the test file, which must not select a checkpoint
-    dev_is_test = "dev" in data and os.path.basename(data["dev"].path) not in processor.files["dev"]
+    dev_is_test = "dev" in data and processor.dev_is_test
 
     task = tagging_task(config, tags, FLAGS.classifier_dropout, FLAGS.use_crf, FLAGS.bio_constraints)
     trainer = finetuning.build_trainer(FLAGS, strategy, task, len(data["train"].windows) if FLAGS.do_train else None,
@@ -240,10 +271,11 @@ def main(_) -> None:
             report = processor.reports["test"]
             skipped = report.skipped  # --skip_bad_lines: they keep their place, so outputs line up with the input
             path = os.path.join(FLAGS.output_dir, "test_predictions.txt")
-            ner_data.write_bio_predictions(path, test.examples, predicted, report.separator, skipped)
+            ner_data.write_bio_predictions(path, test.examples, predicted, report.separator, skipped, report.scheme)
             print(f"wrote {path} ({len(test.examples)} sentences"
                   + (f" + {len(skipped)} skipped by --skip_bad_lines, written with every unit tagged O (or as a "
-                     f"'# skipped: file:line' line where the units cannot be told)" if skipped else "") + ")",
+                     f"'# skipped: file:line' line where the units cannot be told)" if skipped else "")
+                  + f"), {report.scheme.upper()} tags ({report.scheme_source})",
                   flush=True)
             if processor.writes_clue_predictions:
                 path = os.path.join(FLAGS.output_dir, f"{FLAGS.task_name.lower()}_predict.json")
@@ -253,14 +285,10 @@ def main(_) -> None:
             if results is not None:
                 write_results("test_results.txt", results, step, len(test.examples),
                               {"selected_on_test": 0} if dev_is_test else None)
-    if (FLAGS.do_train or FLAGS.export_dir) and trainer.chief:
-        export_dir = FLAGS.export_dir or os.path.join(FLAGS.output_dir, "saved_model")
-        finetuning.stage(f"export: SavedModel to {export_dir}")
-        import export_saved_model  # lazily, as in run_classifier.py
-        export_saved_model.export_saved_model(trainer.model, export_dir, FLAGS.max_seq_length)
+    finetuning.export_after_training(FLAGS, trainer)
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["task_name", "data_dir", "bert_config_file", "output_dir"])
+    flags.mark_flags_as_required(["task_name", "bert_config_file", "output_dir"])
     cli.list_all_flags_in_help()
     app.run(cli.clean_errors(main))

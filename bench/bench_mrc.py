@@ -13,7 +13,7 @@ Usage (CMRC2018 from ../shared/datasets or your own copy):
 The recipe is the NER section's for this model (AdamW with bias correction, epsilon 1e-8), the same for both
 starts; --train_windows=with_answer (default here) trains on the windows that hold the answer only, a third of
 all windows at --max_seq_length=256.
-Prints a markdown table and writes WORK/bench_mrc.json (every run's scores, wall seconds, command).
+Prints a markdown table and writes WORK/bench_mrc_<starts>.json (every run's scores, wall seconds, command).
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--save_steps", type=int, default=150)
     parser.add_argument("--train_windows", default="with_answer", help="run_mrc.py's --train_windows")
+    parser.add_argument("--starts", default="pretrained,random_init",
+                        help="which starts to run (one each in two processes runs them side by side)")
     args = parser.parse_args()
     args.select_file = args.data_dir / "trial.json"
     args.test_file = args.data_dir / "dev.json"
@@ -97,10 +99,13 @@ def main() -> None:
     runs = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         for start, init in (("pretrained", str(args.checkpoint)), ("random_init", None)):
+            if start not in args.starts.split(","):
+                continue
             runs[f"{start}/seed{seed}"] = finetune(args.work / f"{tag}_{start}_seed{seed}", args, train_file, init,
                                                    seed)
             print(start, seed, runs[f"{start}/seed{seed}"], flush=True)
-    (args.work / "bench_mrc.json").write_text(json.dumps(runs, indent=2, ensure_ascii=False) + "\n")
+    out = args.work / f"bench_mrc_{args.starts.replace(',', '_')}.json"
+    out.write_text(json.dumps(runs, indent=2, ensure_ascii=False) + "\n")
     print("\n| start | seed | test F1 | test EM | test AVERAGE | selection F1 (trial) | step | wall s |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in runs.items():

