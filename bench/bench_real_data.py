@@ -163,8 +163,8 @@ def finetune(task: str, files: dict[str, Path], out: Path, init: str | None, see
                                      if k.startswith("eval_") and k.endswith("_f1") and k != "eval_f1"})
         result["predictions"] = str(out / "test_predictions.txt")
     else:
-        result.update(select_accuracy=select["eval_accuracy"], test_accuracy=classification_accuracy(task, files,
-                                                                                                      out))
+        result.update(select_accuracy=select["eval_accuracy"], test_accuracy=classification_accuracy(task, files, out),
+                      predictions=str(out / "test_results.tsv"))
     return result
 
 
@@ -287,8 +287,8 @@ def leaked(sentences: list[str], text: str) -> list[bool]:
 def test_sentences(task: str, files: dict[str, Path]) -> list[str]:
     if task in NER:
         return ["".join(e.units) for e in ner_examples(task, files["test"], "dev")]
-    return [e.text_a + (e.text_b or "") if task != "lcqmc" else e.text_a
-            for e in classification_examples(task, files["test"], "dev")]
+    examples = classification_examples(task, files["test"], "dev")
+    return [e.text_a for e in examples] + [e.text_b for e in examples if e.text_b]  # each side of a pair
 
 
 def leakage(task: str, files: dict[str, Path], texts: dict[str, str], runs: dict) -> dict:
@@ -297,6 +297,16 @@ def leakage(task: str, files: dict[str, Path], texts: dict[str, str], runs: dict
     for name, text in texts.items():
         flags = leaked(sentences, text)
         report[f"in_{name}"] = sum(flags) / len(flags)
+        if name == "pretraining" and task == "chnsenticorp" and any(flags):  # accuracy on seen and unseen texts
+            gold = [e.label for e in classification_examples(task, files["test"], "dev")]
+            for run_name, run in runs.items():
+                out = Path(run["predictions"])
+                labels = lines_of(out.parent / "label_list.txt")
+                rows = [[float(x) for x in line.split("\t")] for line in lines_of(out)]
+                right = [labels[max(range(len(r)), key=r.__getitem__)] == g for r, g in zip(rows, gold)]
+                for part, keep in (("seen", True), ("unseen", False)):
+                    index = [i for i, f in enumerate(flags) if f == keep]
+                    run[f"test_accuracy_{part}_in_pretraining"] = sum(right[i] for i in index) / len(index)
         if name == "pretraining" and task in NER and any(flags):  # F1 on the overlapping and the clean sentences
             gold = [e.tags for e in ner_examples(task, files["test"], "dev")]
             for run_name, run in runs.items():
