@@ -189,20 +189,6 @@ class TorchWorker(bp.TorchWorker):
         return out
 
 
-class Worker(bp.Worker):
-    """bench_pretraining.Worker (its JSON-lines protocol), started on this script's workers."""
-
-    def __init__(self, kind: str, threads: int, env: dict, log: Path):
-        import subprocess
-
-        self.kind, self.log = kind, log
-        self.stderr = open(log, "w")
-        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", kind, "--threads", str(threads)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-                                     env=env, cwd=REPO)
-        self._read()
-
-
 # ======================================================================================================= parent
 
 class Paused:
@@ -210,7 +196,7 @@ class Paused:
     pool) spin for a while after their work, which would slow the next sample in the other process. The pause is
     outside the timed steps (each worker times its own)."""
 
-    def __init__(self, worker: Worker, seconds: float):
+    def __init__(self, worker: bp.Worker, seconds: float):
         self.worker, self.seconds = worker, seconds
 
     def __call__(self, op: str, **kw):
@@ -293,7 +279,7 @@ def main() -> None:
     cpu = results["cpu"]
     print(f"CPU {cpu['model']} x{cpu['cores']} ({', '.join(f'{k} {v}' for k, v in cpu['flags'].items())}), "
           f"threads {args.threads}, load {results['load_start']}", flush=True)
-    torch_worker = Worker("torch", args.threads, env, CACHE / "torch.log")
+    torch_worker = bp.Worker("torch", args.threads, env, CACHE / "torch.log", script=__file__)
     results["torch"] = torch_worker("info")
     for size in sizes:
         for head in heads:
@@ -301,7 +287,8 @@ def main() -> None:
             batch = getattr(args, ("mrc_" if head == "mrc" else "") + f"{size}_batch")
             group = f"{size} {head}"
             print(f"\n{group}: seq {seq}, batch {batch} (load {bp.load()})", flush=True)
-            tf_worker = Worker("tf", args.threads, env, CACHE / f"tf_{size}_{head}.log")
+            tf_worker = bp.Worker("tf", args.threads, env, CACHE / f"tf_{size}_{head}.log",
+                                  script=__file__)
             results.setdefault("tf", tf_worker("info"))
             timed, steps, info, failed = [], {}, {}, {}
             for v in variants_for(head, precisions, args.xla):
@@ -353,13 +340,7 @@ def main() -> None:
                     worker("drop", names=[case])
             tf_worker.close()
     torch_worker.close()
-    results["load_end"] = bp.load()
-    results["wall_s"] = time.time() - started
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    print_table(results)
-    print(f"\nraw numbers: {out}")
+    bp.finish(results, started, Path(args.out), print_table)
 
 
 def print_table(results: dict) -> None:

@@ -46,6 +46,17 @@ def read_results(path: Path) -> dict[str, float]:
     return {k: float(v) for k, v in (line.split(" = ") for line in path.read_text().splitlines())}
 
 
+def run_logged(command: list[str], out: Path) -> None:
+    """Runs a CLI (``command``: python, script, flags) from the repo root with ``out`` as its output folder and
+    its output in ``out``.log beside it; exits naming the log when it fails (bench_real_data.py runs its CLIs so)."""
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out.parent / f"{out.name}.log"
+    with open(log_path, "w", encoding="utf-8") as log:
+        code = subprocess.call(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    if code:
+        raise SystemExit(f"{Path(command[1]).name} failed (exit {code}); see {log_path}")
+
+
 def finetune(out: Path, args: argparse.Namespace, train_file: Path, init: str | None, seed: int) -> dict:
     command = [sys.executable, "run_mrc.py", "--task_name=cmrc2018", f"--train_file={train_file}",
                f"--dev_file={args.select_file}", f"--predict_file={args.test_file}",
@@ -59,11 +70,7 @@ def finetune(out: Path, args: argparse.Namespace, train_file: Path, init: str | 
                f"--train_windows={args.train_windows}", "--bias_correction=true", "--adam_epsilon=1e-8"]
     start = time.time()
     if not (out / "test_results.txt").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out.parent / f"{out.name}.log", "w", encoding="utf-8") as log:
-            code = subprocess.call(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        if code:
-            raise SystemExit(f"run_mrc.py failed (exit {code}); see {out.parent / f'{out.name}.log'}")
+        run_logged(command, out)
     test = read_results(out / "test_results.txt")
     select = read_results(out / "eval_results.txt")
     return {"test_f1": test["eval_f1"], "test_em": test["eval_em"], "test_average": test["eval_average"],

@@ -38,6 +38,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "bench_pretraining"  # own folder: other benches clean theirs
@@ -396,10 +397,13 @@ def worker_main(kind: str, threads: int) -> None:
 # ======================================================================================================= parent
 
 class Worker:
-    def __init__(self, kind: str, threads: int, env: dict, log: Path):
+    """A worker process speaking the JSON-lines protocol: ``script --worker KIND --threads N`` (default: this
+    script; bench_finetune_speed.py starts its own workers through it)."""
+
+    def __init__(self, kind: str, threads: int, env: dict, log: Path, script: str = __file__):
         self.kind, self.log = kind, log
         self.stderr = open(log, "w")
-        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", kind, "--threads", str(threads)],
+        self.proc = subprocess.Popen([sys.executable, script, "--worker", kind, "--threads", str(threads)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
                                      env=env, cwd=REPO)
         self._read()
@@ -735,12 +739,17 @@ def main() -> None:
 
     for w in list(tfw.values()) + [th]:
         w.close()
+    finish(results, started, CACHE / ("pretraining_quick.json" if quick else "pretraining.json"), print_table)
+
+
+def finish(results: dict, started: float, out: Path, table: Callable[[dict], None]) -> None:
+    """The end of a bench run (this script's, bench_finetune_speed's, bench_serving's): the load average and wall
+    time into ``results``, the raw numbers written to ``out``, the markdown table printed."""
     results["load_end"] = load()
     results["wall_s"] = time.time() - started
-    CACHE.mkdir(parents=True, exist_ok=True)
-    out = CACHE / ("pretraining_quick.json" if quick else "pretraining.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
-    print_table(results)
+    table(results)
     print(f"\nraw numbers: {out}")
 
 

@@ -50,6 +50,8 @@ from typing import Callable
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_mrc import read_results, run_logged  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 import ner_data  # noqa: E402
 
 SHIPPED = REPO / "pretrained" / "albert_demo_zh"
@@ -148,16 +150,12 @@ def finetune(task: str, files: dict[str, Path], out: Path, init: str | None, see
     start = time.time()
     done = out / ("test_results.txt" if ner else "test_results.tsv")
     if not done.exists():
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out.parent / f"{out.name}.log", "w", encoding="utf-8") as log:
-            code = subprocess.call(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        if code:
-            raise SystemExit(f"{script} failed (exit {code}); see {out.parent / f'{out.name}.log'}")
-    select = read_key_values(out / "eval_results.txt")
+        run_logged(command, out)
+    select = read_results(out / "eval_results.txt")
     result = {"seconds": round(time.time() - start), "step": int(select["global_step"]),
               "command": " ".join(command[1:])}
     if ner:
-        test = read_key_values(out / "test_results.txt")
+        test = read_results(out / "test_results.txt")
         result.update(select_f1=select["eval_f1"], test_f1=test["eval_f1"],
                       test_per_type={k[5:-3]: v for k, v in test.items()
                                      if k.startswith("eval_") and k.endswith("_f1") and k != "eval_f1"})
@@ -166,10 +164,6 @@ def finetune(task: str, files: dict[str, Path], out: Path, init: str | None, see
         result.update(select_accuracy=select["eval_accuracy"], test_accuracy=classification_accuracy(task, files, out),
                       predictions=str(out / "test_results.tsv"))
     return result
-
-
-def read_key_values(path: Path) -> dict[str, float]:
-    return {k: float(v) for k, v in (line.split(" = ") for line in lines_of(path) if " = " in line)}
 
 
 def classification_examples(task: str, path: Path, split: str) -> list:

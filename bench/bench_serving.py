@@ -319,13 +319,7 @@ def main() -> None:
             print("  " + json.dumps({k: v for k, v in row.items() if k != "probabilities"}), flush=True)
         if args.demo_output:
             results["accuracy"] = demo_accuracy(args, paths, env, cpu, work / "demo")
-    results["load_end"] = bench_pretraining.load()
-    results["wall_s"] = time.time() - started
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    print_table(results)
-    print(f"\nraw numbers: {out}")
+    bench_pretraining.finish(results, started, Path(args.out), print_table)
 
 
 def demo_accuracy(args, paths: list[str], env: dict, cpu: int | None, work: Path) -> dict[str, dict]:
