@@ -154,7 +154,7 @@ class _BadSentence(ValueError):
 
 
 def check_tag(tag: str, line: int) -> str:
-    """``tag`` if it is a tag of some supported scheme (tag_schemes.is_tag), else a _BadSentence."""
+    """``tag`` if it is a tag of some supported scheme (tag_schemes.split_tag), else a _BadSentence."""
     try:
         tag_schemes.split_tag(tag)
     except ValueError as err:
@@ -164,17 +164,6 @@ def check_tag(tag: str, line: int) -> str:
 
 def tag_type(tag: str) -> str | None:
     return None if tag == OUTSIDE else tag[2:]
-
-
-def continuation_problems(tags: Sequence[str]) -> list[tuple[int, str]]:
-    """(index, what precedes it) of each ``I-x`` that does not follow ``B-x`` or ``I-x``."""
-    problems = []
-    for i, tag in enumerate(tags):
-        if tag.startswith("I-"):
-            before = tags[i - 1] if i else "the sentence start"
-            if not (i and before != OUTSIDE and tag_type(before) == tag_type(tag)):
-                problems.append((i, before))
-    return problems
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -71,10 +71,6 @@ def split_tag(tag: str) -> tuple[str, str] | None:
     return match.group(1), match.group(2)
 
 
-def is_tag(tag: str) -> bool:
-    return tag == OUTSIDE or TAG_PATTERN.match(tag) is not None
-
-
 def to_bio(tags: Sequence[str]) -> list[str]:
     """Each tag in BIO (see the module docstring); the letters are not checked against a scheme (see invalid)."""
     return [t if t == OUTSIDE or t[0] in "BI" else _TO_BIO[t[0]] + t[1:] for t in tags]
@@ -113,7 +109,7 @@ def from_bio(tags: Sequence[str], scheme: Scheme | str) -> list[str]:
 
 
 def invalid(tags: Sequence[str], scheme: Scheme) -> list[int]:
-    """Indices of the tags whose letter ``scheme`` does not have (``tags`` must pass is_tag)."""
+    """Indices of the tags whose letter ``scheme`` does not have (``tags`` must pass split_tag)."""
     letters = scheme.letters
     return [i for i, t in enumerate(tags) if t != OUTSIDE and t[0] not in letters]
 
@@ -145,7 +141,7 @@ def sequence_problems(tags: Sequence[str], scheme: Scheme, limit: int | None = N
 def detect(sentences: Iterable[Sequence[str]], prefer: Sequence[str] = ()) -> tuple[Scheme, list[str]]:
     """(the scheme that reads ``sentences``' tags with the fewest problems, the names of every scheme that ties
     with it). Problems: tags whose letter a scheme lacks plus tags out of its sequence rules; ``prefer`` (names,
-    first first) breaks ties, then ORDER. Tags must pass is_tag."""
+    first first) breaks ties, then ORDER. Tags must pass split_tag."""
     sentences = [s for s in sentences if any(t != OUTSIDE for t in s)]
     letters: dict[str, int] = {}
     for tags in sentences:

@@ -21,6 +21,7 @@ from seqeval.metrics import f1_score
 import checkpoints
 import modeling
 import ner_data
+import tag_schemes
 from test_classifier import CONFIG, run_cli
 
 # Entities: the insides of 《》 (titles) and of short “” (quotes), dates, and a gazetteer of places and people.
@@ -191,7 +192,7 @@ def test_tagger_starts_from_a_tf1_pretraining_checkpoint_and_round_trips(tmp_pat
     np.testing.assert_array_equal(again["tags"].numpy(), out["tags"].numpy())
     decoded = out["tags"].numpy()[0]
     assert decoded[0] == 0 and decoded[4:].tolist() == [0, 0]
-    assert ner_data.continuation_problems([tags[i] for i in decoded[1:4]]) == []
+    assert tag_schemes.sequence_problems([tags[i] for i in decoded[1:4]], tag_schemes.SCHEMES["bio"]) == []
 
 
 # --------------------------------------------------------------------------- reruns, skipped test sentences, strides
