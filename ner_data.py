@@ -48,7 +48,8 @@ the label, the other pieces are masked out of the loss and of decoding.
 Tag set: ``O`` first, then for each entity type found in the training file (sorted) ``B-type`` and ``I-type``;
 saved as ``tag_list.txt`` in the output directory and used for eval and predict. Tags that are not ``O`` or a
 letter of the file's scheme, a dash and a type, a line without a tag, a dev/test tag outside the training
-tag set, CLUENER spans outside the text, whose entity string differs from the text, or that overlap: each raises
+tag set, CLUENER spans outside the text, whose entity string differs from the text, or that cross (a span inside
+a longer one is left out, counted and named in the summary: BIO has one entity per character): each raises
 ``DataFormatError`` naming file and line (``--skip_bad_lines`` drops the sentence instead; in a test file it keeps
 its place in the predictions, see write_bio_predictions and write_clue_predictions). An ``I-type`` that
 does not continue a ``B-type``/``I-type`` of the same type (in BIOES/BMES also an ``E-`` that closes nothing, a
@@ -122,6 +123,7 @@ class NerReport:
     path: str
     bad: list[str] = dataclasses.field(default_factory=list)  # "file:line: reason" of skipped sentences
     inconsistent: list[str] = dataclasses.field(default_factory=list)  # "file:line: I-x after y"
+    nested: list[str] = dataclasses.field(default_factory=list)  # CLUENER spans inside a longer one, not tagged
     separator: str = " "
     skipped: list[SkippedSentence] = dataclasses.field(default_factory=list)
     scheme: str = "bio"  # the file's tag scheme (tag_schemes.SCHEMES), the one its predictions are written in
@@ -136,6 +138,9 @@ class NerReport:
             parts.append(f"{len(self.inconsistent)} tags out of {self.scheme.upper()} sequence (kept as they are, "
                          f"read as conlleval reads their BIO form: an I- that continues no entity starts one), "
                          f"e.g. " + "; ".join(self.inconsistent[:REPORTED_PER_FILE]))
+        if self.nested:
+            parts.append(f"{len(self.nested)} entities nested inside a longer one left out (BIO tags one entity "
+                         f"per character; the outer one is kept), e.g. " + "; ".join(self.nested[:REPORTED_PER_FILE]))
         if self.bad:
             parts.append(f"{len(self.bad)} malformed sentences skipped (--skip_bad_lines), e.g. "
                          + "; ".join(self.bad[:REPORTED_PER_FILE]))
@@ -433,12 +438,12 @@ class ClueNerProcessor(NerProcessor):
             if not line.strip():
                 continue
             try:
-                yield self._row(line, number, labelled)
+                yield self._row(line, number, labelled, report)
             except _BadSentence as err:
                 yield err
 
     @staticmethod
-    def _row(line: str, number: int, labelled: bool) -> tuple:
+    def _row(line: str, number: int, labelled: bool, report: NerReport) -> tuple:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
@@ -453,23 +458,27 @@ class ClueNerProcessor(NerProcessor):
         try:
             if label is None and labelled:
                 raise _BadSentence(number, "no 'label' field (train and dev rows need one)")
-            tags = None if label is None else spans_to_tags(text, label, number)
+            tags, nested = (None, []) if label is None else spans_to_tags(text, label, number)
         except _BadSentence as err:
             err.units, err.example_id = list(text), obj.get("id")
             raise
+        report.nested += [f"{report.path}:{number}: {span}" for span in nested]
         return number, list(text), tags, [number] * len(text), obj.get("id"), text
 
 
-def spans_to_tags(text: str, label: Any, line: int) -> list[str]:
-    """CLUENER's ``{type: {entity: [[start, end], ...]}}`` (inclusive offsets) -> a BIO tag per character."""
-    tags = [OUTSIDE] * len(text)
+def spans_to_tags(text: str, label: Any, line: int) -> tuple[list[str], list[str]]:
+    """CLUENER's ``{type: {entity: [[start, end], ...]}}`` (inclusive offsets) -> a BIO tag per character, and the
+    spans dropped because they lie inside a longer one (BIO tags one entity per character: the outer one is kept,
+    as in CLUENER's own train.json line 1507, a company name inside a book title). Spans that cross (overlap
+    without one containing the other) are an error: neither reading is the file's."""
     if not isinstance(label, dict):
         raise _BadSentence(line, f"'label' is a JSON {type(label).__name__}, expected an object")
+    spans = []
     for kind, entities in label.items():
         if not isinstance(entities, dict):
             raise _BadSentence(line, f"label[{kind!r}] is not an object of entity -> spans")
-        for entity, spans in entities.items():
-            for span in spans if isinstance(spans, list) else [None]:
+        for entity, entity_spans in entities.items():
+            for span in entity_spans if isinstance(entity_spans, list) else [None]:
                 if not (isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span)):
                     raise _BadSentence(line, f"label[{kind!r}][{entity!r}]: spans must be [start, end] pairs")
                 start, end = span
@@ -478,10 +487,20 @@ def spans_to_tags(text: str, label: Any, line: int) -> list[str]:
                                              f"({len(text)} characters)")
                 if text[start:end + 1] != entity:
                     raise _BadSentence(line, f"span [{start}, {end}] holds {text[start:end + 1]!r}, not {entity!r}")
-                if any(t != OUTSIDE for t in tags[start:end + 1]):
-                    raise _BadSentence(line, f"span [{start}, {end}] ({kind} {entity!r}) overlaps another entity")
-                tags[start:end + 1] = [f"B-{kind}"] + [f"I-{kind}"] * (end - start)
-    return tags
+                spans.append((start, end, kind, entity))
+    tags, owner = [OUTSIDE] * len(text), [None] * len(text)
+    nested = []
+    for start, end, kind, entity in sorted(spans, key=lambda s: s[0] - s[1]):  # longest first
+        holders = set(owner[start:end + 1])
+        if holders != {None}:
+            outer = next(iter(holders - {None}))
+            if len(holders) == 1 and outer[0] <= start and end <= outer[1]:
+                nested.append(f"{kind} {entity!r} [{start}, {end}] inside {outer[2]} {outer[3]!r}")
+                continue
+            raise _BadSentence(line, f"span [{start}, {end}] ({kind} {entity!r}) crosses another entity")
+        tags[start:end + 1] = [f"B-{kind}"] + [f"I-{kind}"] * (end - start)
+        owner[start:end + 1] = [(start, end, kind, entity)] * (end - start + 1)
+    return tags, nested
 
 
 def _bio(name: str, train: Sequence[str], dev: Sequence[str], test: Sequence[str], dev_falls_back: bool = False):

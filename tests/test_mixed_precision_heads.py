@@ -272,3 +272,24 @@ def test_bf16_fine_tuning_learns(float32_policy, tmp_path):
     result = training.evaluate(trainer.strategy, trainer.model, task, held_out)
     assert result["accuracy"] >= 0.9, result
     assert np.isfinite(result["loss"]) and result["loss"] < 0.3, result
+
+
+def test_fp32_on_a_bf16_cpu_prints_the_hint(tmp_path, capsys):
+    """set_precision (what the CLIs call) reads the CPU flags: fp32 on a CPU with bf16 hardware gets a one-line
+    hint, fp32 elsewhere and bf16 anywhere get none."""
+    with_bf16 = tmp_path / "cpuinfo_bf16"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile amx_bf16\n")
+    without = tmp_path / "cpuinfo_plain"
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert training.cpu_bf16_flags(str(with_bf16)) == ["avx512_bf16", "amx_bf16"]
+    assert training.cpu_bf16_flags(str(without)) == [] and training.cpu_bf16_flags(str(tmp_path / "none")) == []
+    try:
+        training.set_precision("none", cpuinfo=str(with_bf16))
+        hint = capsys.readouterr().out
+        training.set_precision("none", cpuinfo=str(without))
+        training.set_precision("bf16", cpuinfo=str(with_bf16))
+        silent = capsys.readouterr().out
+    finally:
+        training.set_precision("none", cpuinfo=str(without))
+    assert hint.count("\n") == 1 and "avx512_bf16, amx_bf16" in hint and "--mixed_precision=bf16" in hint
+    assert silent == ""

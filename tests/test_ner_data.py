@@ -102,13 +102,23 @@ def test_cluener_reader_turns_spans_into_tags_and_checks_them(tmp_path):
     assert ner_data.clue_label(examples[0].text, examples[0].tags) == {"company": {"浙商银行": [[0, 3]]},
                                                                         "name": {"叶老桂": [[9, 11]]}}
     bad = [dict(CLUENER[0], label={"name": {"叶老": [[9, 11]]}}),
-           dict(CLUENER[0], label={"name": {"叶老桂": [[9, 11]]}, "position": {"老桂": [[10, 11]]}}),
+           dict(CLUENER[0], label={"name": {"叶老桂": [[9, 11]]}, "position": {"桂博士": [[11, 13]]}}),
            dict(CLUENER[0], label={"name": {"叶老桂": [[90, 92]]}})]
-    for obj, reason in zip(bad, ["holds '叶老桂', not '叶老'", "overlaps", "outside the text"]):
+    for obj, reason in zip(bad, ["holds '叶老桂', not '叶老'", "crosses another entity", "outside the text"]):
         write(tmp_path / "dev.json", json.dumps(CLUENER[1], ensure_ascii=False) + "\n"
               + json.dumps(obj, ensure_ascii=False) + "\n")
         with pytest.raises(DataFormatError, match=rf"dev\.json:2: .*{reason}"):
             processor.get_examples(str(tmp_path), "dev")
+    # a span inside a longer one (CLUENER's train.json line 1507: a company inside a book title): the outer one
+    # is tagged, the inner one left out and named in the summary, whichever comes first in the file
+    for label in ({"position": {"老桂": [[10, 11]]}, "name": {"叶老桂": [[9, 11]]}},
+                  {"name": {"叶老桂": [[9, 11]]}, "position": {"老桂": [[10, 11]]}}):
+        write(tmp_path / "dev.json", json.dumps(dict(CLUENER[0], label=label), ensure_ascii=False) + "\n")
+        nested = processor.get_examples(str(tmp_path), "dev")
+        assert nested[0].tags[9:12] == ["B-name", "I-name", "I-name"]
+        assert "1 entities nested inside a longer one left out" in processor.reports["dev"].summary(1)
+        assert processor.reports["dev"].nested == [f"{tmp_path / 'dev.json'}:1: position '老桂' [10, 11] inside name "
+                                                   f"'叶老桂'"]
     write(tmp_path / "test.json", json.dumps({"id": 7, "text": "北京 人"}, ensure_ascii=False) + "\n")
     test = processor.get_examples(str(tmp_path), "test")
     assert test[0].units == ["北", "京", " ", "人"] and test[0].tags is None and test[0].example_id == 7
