@@ -27,9 +27,10 @@ difference of the path's output probabilities on the timed query from the fp32 S
 shows what bf16 and int8 change, and that they ran).
 
 Accuracy per path (optional, --demo_output): the demo's fine-tuned sentiment classifier (run_classifier.py's output
-folder: ``best/`` checkpoint, ``saved_model/``, ``label_list.txt``), exported by the same functions (its own
-saved_model/ is the fp32 SavedModel row), each path scoring the demo's test file at batch 1 in its own one-thread
-subprocess. HF has no loader for our checkpoints here: its accuracy is left blank.
+folder: ``best/`` checkpoint, ``label_list.txt``, ``saved_model/`` unless it ran with --noexport_saved_model as
+demo.sh does), exported by the same functions (its own saved_model/, when there, is the fp32 SavedModel row), each
+path scoring the demo's test file at batch 1 in its own one-thread subprocess. HF has no loader for our checkpoints
+here: its accuracy is left blank.
 
 Run (full size; about 5 min on an idle machine, more with --demo_output):
     .venv/bin/python bench/bench_serving.py
@@ -344,9 +345,10 @@ def demo_accuracy(args, paths: list[str], env: dict, cpu: int | None, work: Path
     trained, _ = checkpoints.model_from_checkpoint(args.demo_config, str(checkpoint), num_labels=len(labels),
                                                    verbose=False)
     model, bf16 = build_models(trained.config, len(labels), weights_from=trained)
-    exports = export_paths(model, bf16, [p for p in paths if p != "saved_model"], args.seq, work)
-    if "saved_model" in paths:
-        exports["saved_model"] = {"file": str(demo / "saved_model")}  # the run's own export
+    own = (demo / "saved_model").is_dir()  # the run's own export, unless it ran with --noexport_saved_model
+    exports = export_paths(model, bf16, [p for p in paths if p != "saved_model" or not own], args.seq, work)
+    if "saved_model" in paths and own:
+        exports["saved_model"] = {"file": str(demo / "saved_model")}
     out = {}
     for kind in paths:
         if kind.startswith("hf"):
