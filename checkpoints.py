@@ -286,15 +286,15 @@ def resolve_checkpoint_path(path: str) -> str:
     prefix = re.sub(r"(\.index|\.meta|\.data-\d{5}-of-\d{5})$", "", os.fspath(path))
     if tf.io.gfile.isdir(prefix):
         try:
-            state = tf.train.get_checkpoint_state(prefix)
+            import training  # lazily; the training loop applies the same rules to its own output_dir
+
+            state = training.checkpoint_state(prefix)
         except Exception:  # an unreadable state file: the *.index files below still tell
             state = None
         named = state.model_checkpoint_path if state else None
         found = sorted((p[: -len(".index")] for p in tf.io.gfile.glob(os.path.join(prefix, "*.index"))),
                        key=lambda p: (_step_of(p), p))
         if named and tf.io.gfile.exists(named + ".index"):
-            import training  # lazily; the training loop applies the same rule to its own output_dir
-
             if training.outside_directory(named, prefix):
                 own = f"; this directory's own newest is {found[-1]}" if found else ""
                 raise CheckpointError(f"{os.path.join(prefix, 'checkpoint')} names {named}, outside {prefix} "

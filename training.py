@@ -248,6 +248,13 @@ def _in_directory(path: str, directory: str) -> str:
     return path if os.path.isabs(path) or "://" in path else os.path.join(directory, path)
 
 
+def checkpoint_state(directory: str):
+    """tf.train.get_checkpoint_state with its entries as absolute paths (or URLs). TF joins an entry relative to
+    the directory with the directory as given, so a relative directory would give paths relative to the working
+    directory, which _in_directory would join once more."""
+    return tf.train.get_checkpoint_state(directory if "://" in directory else os.path.abspath(directory))
+
+
 def outside_directory(path: str, directory: str) -> bool:
     """True when a ``checkpoint`` state file's entry ``path`` names a checkpoint outside ``directory`` (another
     run's): the one rule for following state files, here and in checkpoints.resolve_checkpoint_path."""
@@ -268,7 +275,7 @@ def own_checkpoint_state(directory: str) -> None:
     if not tf.io.gfile.exists(state_file):
         return
     try:
-        state = tf.train.get_checkpoint_state(directory)
+        state = checkpoint_state(directory)
         listed = list(state.all_model_checkpoint_paths) if state else []
     except Exception:  # an unreadable state file: rebuilt from the files below
         listed = ["(unreadable)"]

@@ -116,3 +116,20 @@ def test_interrupted_saves_are_cleaned_and_a_full_disk_is_named(tmp_path, monkey
                              rf"about 0 MB.*rerunning resumes from {first}"):
         trainer.save()
     assert not (tmp_path / "ckpt-0_temp").exists()
+
+
+def test_a_relative_directory_holds_its_own_checkpoints(tmp_path, monkeypatch, capsys):
+    """--output_dir / --init_checkpoint given relative to the working directory (output/run, output/run/best): the
+    state file's relative entries are this directory's, neither foreign nor missing (TF's get_checkpoint_state joins
+    them with the directory as given: joined once more, they looked like another run's)."""
+    import checkpoints
+    import training
+
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("output/run")
+    save_steps("output/run", [1, 2])
+    state_before = (tmp_path / "output/run/checkpoint").read_text()
+    assert 'model_checkpoint_path: "ckpt-2"' in state_before  # relative entries, as CheckpointManager writes them
+    training.own_checkpoint_state("output/run")
+    assert capsys.readouterr().out == "" and (tmp_path / "output/run/checkpoint").read_text() == state_before
+    assert os.path.realpath(checkpoints.resolve_checkpoint_path("output/run")) == str(tmp_path / "output/run/ckpt-2")
