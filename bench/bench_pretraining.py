@@ -425,7 +425,11 @@ class Worker:
     def close(self):
         if self.proc.poll() is None:
             self.proc.stdin.close()
-            self.proc.wait(timeout=60)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # its results are in; a TF teardown that hangs must not lose them
+                self.proc.kill()
+                self.proc.wait()
         self.stderr.close()
 
 
