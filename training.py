@@ -127,8 +127,8 @@ def set_precision(mode: str, use_xla: bool = False, cpuinfo: str = "/proc/cpuinf
     if mode == "bf16" and use_xla:
         print("note: on CPU, XLA compiles bf16 matmuls much slower than oneDNN; drop --use_xla for bf16 on CPU",
               flush=True)
-    bf16_flags = cpu_bf16_flags(cpuinfo)
-    if mode == "none" and bf16_flags:
+    bf16_flags = cpu_bf16_flags(cpuinfo) if mode == "none" else []
+    if bf16_flags:
         print(f"note: this CPU has bf16 hardware ({', '.join(bf16_flags)}); --mixed_precision=bf16 trains faster "
               f"on it at the same loss curve (bench/README.md, bf16 rows)", flush=True)
 
