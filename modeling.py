@@ -54,6 +54,43 @@ _ACTIVATIONS = {
 }
 
 
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_A = 0.044715
+
+
+@tf.custom_gradient
+def _gelu_tanh_and_slope(x: tf.Tensor):
+    """GELU, tanh form: 0.5 x (1 + tanh(c (x + a x³))), and its derivative written out, computed in float32.
+
+    Autodiff through tf.nn.gelu keeps ~10 element-wise ops per direction on [B*T, I], each its own pass over
+    memory (and slower in bfloat16 than in float32 on CPUs, which convert every element); written out, the backward
+    pass reuses tanh and x² from the forward one.
+    """
+    xf = tf.cast(x, tf.float32)
+    x2 = xf * xf
+    t = tf.tanh(xf * (_GELU_C + (_GELU_C * _GELU_A) * x2))
+
+    def grad(dy: tf.Tensor) -> tf.Tensor:
+        slope = 0.5 * (1.0 + t) + (0.5 * xf) * (1.0 - t * t) * (_GELU_C + (3.0 * _GELU_C * _GELU_A) * x2)
+        return tf.cast(tf.cast(dy, tf.float32) * slope, x.dtype)
+
+    return tf.cast(0.5 * xf * (1.0 + t), x.dtype), grad
+
+
+# XLA fuses the few element-wise ops of each direction into one loop (whole-step XLA is slower on CPU,
+# bench/README.md). Used for training only: inference keeps tf.nn.gelu, which exporters and grappler's
+# MatMul+BiasAdd+GELU fusion know.
+fused_gelu_tanh = tf.function(_gelu_tanh_and_slope, jit_compile=True, autograph=False)
+
+# The same functions as _ACTIVATIONS, for a training step: the same values, a faster gradient.
+_TRAINING_ACTIVATIONS = {name: fused_gelu_tanh for name in ("gelu", "gelu_new", "gelu_tanh", "gelu_pytorch_tanh")}
+
+
+def get_training_activation(name: str | None):
+    """The function a training step applies for ``hidden_act`` (get_activation's, or a fused equal of it)."""
+    return _TRAINING_ACTIVATIONS.get((name or "").lower(), get_activation(name))
+
+
 def get_activation(name: str | None):
     """Maps a config's ``hidden_act`` to a function (None for linear)."""
     if not name:
@@ -250,8 +287,9 @@ def _compute(x: tf.Tensor | tf.Variable, dtype: tf.DType) -> tf.Tensor:
     return tf.cast(x, dtype)
 
 
-def _linear(dense: keras.layers.Dense, x: tf.Tensor) -> tf.Tensor:
-    """``dense`` applied to a 2-D x [M,K] -> [M,units] in the layer's compute dtype, from its own variables.
+def _linear(dense: keras.layers.Dense, x: tf.Tensor, activation: Callable | None = None) -> tf.Tensor:
+    """``dense`` applied to a 2-D x [M,K] -> [M,units] in the layer's compute dtype, from its own variables;
+    ``activation`` replaces the layer's own (the same function in another implementation).
 
     Speed: Keras' Dense on [B,T,H] goes through tensordot (a Reshape between MatMul and the bias add) and adds
     the bias with AddV2, so TF's grappler cannot fuse them; a 2-D MatMul followed by BiasAdd (and the
@@ -259,7 +297,7 @@ def _linear(dense: keras.layers.Dense, x: tf.Tensor) -> tf.Tensor:
     """
     dtype = dense.compute_dtype
     y = tf.nn.bias_add(tf.matmul(_compute(x, dtype), _compute(dense.kernel, dtype)), _compute(dense.bias, dtype))
-    return dense.activation(y)
+    return (activation or dense.activation)(y)
 
 
 def attention_bias(input_mask: tf.Tensor) -> tf.Tensor:
@@ -423,6 +461,7 @@ class FeedForwardBlock(ResidualSublayer):
         super().__init__(config, **kwargs)
         self.intermediate = _dense(config, config.intermediate_size, "intermediate",
                                    activation=get_activation(config.hidden_act))
+        self.training_activation = get_training_activation(config.hidden_act)
         self.output_dense = _dense(config, config.hidden_size, "output")
         self.dropout = _dropout(config.hidden_dropout_prob)
 
@@ -439,7 +478,8 @@ class FeedForwardBlock(ResidualSublayer):
     def _feed_forward(self, h: tf.Tensor, training: bool) -> tf.Tensor:
         """FFN(h) = W2 act(W1 h + b1) + b2: h [B,T,H] float32 -> [B,T,H] float32."""
         flat = tf.reshape(h, [-1, self.output_dense.units])  # [B*T,H]: see _linear
-        out = self.dropout(_linear(self.output_dense, _linear(self.intermediate, flat)), training=training)
+        hidden = _linear(self.intermediate, flat, self.training_activation if training else None)  # [B*T,I]
+        out = self.dropout(_linear(self.output_dense, hidden), training=training)
         return tf.reshape(_float32(out), tf.shape(h))
 
 

@@ -477,3 +477,46 @@ def test_classifier_mean_pooling_reads_the_mean_of_the_real_tokens(ln_type):
     assert not np.allclose(cls(inputs, training=False)["logits"].numpy(), out["logits"].numpy(), atol=1e-3)
     with pytest.raises(ValueError, match="expected one of cls, mean"):
         modeling.AlbertClassifier(config, 3, pooling="max")
+
+
+@pytest.mark.parametrize("dtype, tol", [(tf.float32, 1e-5), (tf.bfloat16, 0.02)])
+def test_fused_gelu_equals_tf_nn_gelu_in_value_and_gradient(dtype, tol):
+    """The training step's GELU (derivative written out, XLA-fused) against autodiff through tf.nn.gelu."""
+    x32 = tf.constant(np.random.default_rng(0).normal(0.0, 3.0, (64, 48)).astype(np.float32))
+    x = tf.cast(x32, dtype)
+    weights = tf.constant(np.random.default_rng(1).normal(size=(64, 48)).astype(np.float32))
+    values, grads = [], []
+    for gelu in (lambda v: tf.nn.gelu(v, approximate=True), modeling.fused_gelu_tanh):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = gelu(x)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        grad = tape.gradient(loss, x)
+        assert y.dtype == dtype and grad.dtype == dtype
+        values.append(tf.cast(y, tf.float32))
+        grads.append(tf.cast(grad, tf.float32))
+    # Relative to the largest value: bf16 rounds the autodiff chain's every step, the written-out one once.
+    assert max_abs(values[0], values[1]) <= tol * float(np.max(np.abs(values[0])))
+    assert max_abs(grads[0], grads[1]) <= tol * float(np.max(np.abs(grads[0])))
+
+
+def test_training_step_gelu_gives_the_inference_gradient():
+    """FeedForwardBlock uses the fused GELU only when training: with dropout off, training=True and training=False
+    give the same output and the same weight gradients (autodiff through tf.nn.gelu for the latter)."""
+    config = small_config()
+    model = modeling.AlbertPretrainingModel(config)
+    model.build()
+    randomize(model)
+    assert model.albert.encoder.ffn[0].training_activation is modeling.fused_gelu_tanh
+    inputs = {k: tf.constant(v) for k, v in batch().items()}
+    results = []
+    for training in (False, True):
+        with tf.GradientTape() as tape:
+            out = model(inputs, training=training)
+            loss = tf.reduce_sum(out["mlm_logits"] ** 2) + tf.reduce_sum(out["sop_logits"])
+        results.append((out["mlm_logits"], tape.gradient(loss, model.trainable_variables)))
+    assert max_abs(results[0][0], results[1][0]) < 1e-5
+    grads = [[tf.convert_to_tensor(g) for g in r[1]] for r in results]
+    scale = max(float(np.max(np.abs(g))) for g in grads[0])  # some gradients are ~0 (round-off of a cancelling sum)
+    for variable, a, b in zip(model.trainable_variables, *grads):
+        assert max_abs(a, b) <= 1e-5 * scale, variable.path
