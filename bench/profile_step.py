@@ -11,7 +11,8 @@ that "bf16 is only 1.2x fp32" can be read as "the GEMMs got 2x faster, the eleme
 
 Run (one process, one size and head at a time; ~1-2 min each on 2 cores):
     .venv/bin/python bench/profile_step.py --size tiny --head classifier --seq 128 --batch 32
-    .venv/bin/python bench/profile_step.py --size tiny --head pretraining --seq 128 --batch 64
+    .venv/bin/python bench/profile_step.py --size tiny --head pretraining --seq 128 --batch 32
+    .venv/bin/python bench/profile_step.py --size tiny --head classifier --autodiff_gelu   (before the fused GELU)
 Raw per-op totals go to --out (JSON). Threads: all cores (TF's default), as the CLIs run.
 """
 
@@ -31,8 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_finetune_speed as bf  # noqa: E402  (its TF worker sets up each CLI's real training step)
 import bench_pretraining as bp  # noqa: E402
 
+sys.path.insert(0, str(bp.REPO))
+
 GEMM = re.compile(r"MatMul|Conv|Einsum")  # _FusedMatMul, BatchMatMulV2/V3, _MklMatMul, _MklNativeFusedMatMul, ...
 CAST = re.compile(r"^(_Mkl)?Cast$")
+XLA_KERNEL = re.compile(r"fusion(\.\d+)?$|^wrapped_|^copy(\.\d+)?$")  # XLA CPU kernel names, on the op's own thread
 
 
 def group_of(kind: str) -> str:
@@ -56,7 +60,8 @@ def op_times(logdir: str) -> dict[str, dict[str, float]]:
     """Summed duration (ms) of TF op events per phase and op type, from the newest trace in logdir.
 
     Op events are the TF executor's leaf events on its compute threads, named 'scope/op_name:OpType'; the executor's
-    own events ('ExecutorState::Process', thread-pool markers) enclose them and are left out. Durations are summed
+    own events ('ExecutorState::Process', thread-pool markers) enclose them and are left out. The kernels of an
+    XLA-compiled function ('multiply_tanh_fusion', ...) are counted under the phase "XLA kernels". Durations are summed
     over the inter-op threads, so the total can exceed wall time: the shares are of the op time, which is what a
     precision change can shrink."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
@@ -74,6 +79,8 @@ def op_times(logdir: str) -> dict[str, dict[str, float]]:
                 continue
             for event in line.events:
                 name = names.get(event.metadata_id, "")
+                if XLA_KERNEL.search(name):  # a kernel of an XLA-compiled function (modeling.fused_gelu_tanh)
+                    totals["XLA kernels"][f"XLA {name}"] += event.duration_ps / 1e9
                 if ":" not in name or "::" in name:
                     continue
                 scope, kind = name.rsplit(":", 1)
@@ -120,7 +127,7 @@ def table(results: dict[str, dict], top: int) -> None:
     row("op time (all threads)", totals)
     for group in ("GEMM", "cast", "other"):
         row(f"  {group}", {p: sum(v for k, v in f.items() if group_of(k) == group) for p, f in flats.items()})
-    for phase in ("forward", "backward", "optimizer"):
+    for phase in ("forward", "backward", "optimizer", "XLA kernels"):
         row(f"  {phase}", {p: sum(r["ops_ms_per_step"].get(phase, {}).values()) for p, r in results.items()})
     kinds = sorted({k for f in flats.values() for k in f}, key=lambda k: -max(f.get(k, 0) for f in flats.values()))
     print(f"  top {top} op types")
@@ -140,9 +147,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--autodiff_gelu", action="store_true",
+                        help="train with autodiff through tf.nn.gelu, as before modeling.fused_gelu_tanh")
     parser.add_argument("--out", default=str(bp.REPO / ".cache" / "profile_step.json"))
     args = parser.parse_args()
 
+    if args.autodiff_gelu:
+        import modeling
+
+        modeling._TRAINING_ACTIVATIONS.clear()  # get_training_activation falls back to get_activation
     worker = bf.TFWorker(os.cpu_count() or 1)
     results = {}
     for precision in args.precisions.split(","):
@@ -153,7 +166,8 @@ def main() -> None:
             worker.setup_finetune(name, args.head, args.size, args.batch, args.seq, precision=precision, crf=args.crf)
         results[precision] = profile(worker, name, args.steps)
         worker.drop([name])
-    print(f"{args.size} {args.head}{' +CRF' if args.crf else ''}, batch {args.batch}, seq {args.seq}; "
+    print(f"{args.size} {args.head}{' +CRF' if args.crf else ''}, batch {args.batch}, seq {args.seq}, "
+          f"GELU {'autodiff' if args.autodiff_gelu else 'fused'}; "
           f"CPU: {bp.cpu_info()}")
     table(results, args.top)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
