@@ -78,8 +78,8 @@ def _gelu_tanh_and_slope(x: tf.Tensor):
 
 
 # XLA fuses the few element-wise ops of each direction into one loop (whole-step XLA is slower on CPU,
-# bench/README.md). Used for training only: inference keeps tf.nn.gelu, which exporters and grappler's
-# MatMul+BiasAdd+GELU fusion know.
+# bench/README.md). Used for mixed-precision training only: inference keeps tf.nn.gelu, which exporters and
+# grappler's MatMul+BiasAdd+GELU fusion know, and float32 training gains nothing measurable from it.
 fused_gelu_tanh = tf.function(_gelu_tanh_and_slope, jit_compile=True, autograph=False)
 
 # The same functions as _ACTIVATIONS, for a training step: the same values, a faster gradient.
@@ -478,7 +478,9 @@ class FeedForwardBlock(ResidualSublayer):
     def _feed_forward(self, h: tf.Tensor, training: bool) -> tf.Tensor:
         """FFN(h) = W2 act(W1 h + b1) + b2: h [B,T,H] float32 -> [B,T,H] float32."""
         flat = tf.reshape(h, [-1, self.output_dense.units])  # [B*T,H]: see _linear
-        hidden = _linear(self.intermediate, flat, self.training_activation if training else None)  # [B*T,I]
+        # The fused GELU pays where element-wise ops are slow: bf16/fp16 on CPUs (bench/README.md, profile_step).
+        fused = training and self.intermediate.compute_dtype != "float32"
+        hidden = _linear(self.intermediate, flat, self.training_activation if fused else None)  # [B*T,I]
         out = self.dropout(_linear(self.output_dense, hidden), training=training)
         return tf.reshape(_float32(out), tf.shape(h))
 

@@ -501,11 +501,16 @@ def test_fused_gelu_equals_tf_nn_gelu_in_value_and_gradient(dtype, tol):
 
 
 def test_training_step_gelu_gives_the_inference_gradient():
-    """FeedForwardBlock uses the fused GELU only when training: with dropout off, training=True and training=False
-    give the same output and the same weight gradients (autodiff through tf.nn.gelu for the latter)."""
+    """Under mixed_bfloat16, FeedForwardBlock uses the fused GELU only when training: with dropout off,
+    training=True and training=False (autodiff through tf.nn.gelu) give the same output and weight gradients within
+    bf16 rounding; in float32 both are the same graph."""
     config = small_config()
-    model = modeling.AlbertPretrainingModel(config)
-    model.build()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = modeling.AlbertPretrainingModel(config)
+        model.build()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     randomize(model)
     assert model.albert.encoder.ffn[0].training_activation is modeling.fused_gelu_tanh
     inputs = {k: tf.constant(v) for k, v in batch().items()}
@@ -514,9 +519,10 @@ def test_training_step_gelu_gives_the_inference_gradient():
         with tf.GradientTape() as tape:
             out = model(inputs, training=training)
             loss = tf.reduce_sum(out["mlm_logits"] ** 2) + tf.reduce_sum(out["sop_logits"])
-        results.append((out["mlm_logits"], tape.gradient(loss, model.trainable_variables)))
-    assert max_abs(results[0][0], results[1][0]) < 1e-5
-    grads = [[tf.convert_to_tensor(g) for g in r[1]] for r in results]
-    scale = max(float(np.max(np.abs(g))) for g in grads[0])  # some gradients are ~0 (round-off of a cancelling sum)
-    for variable, a, b in zip(model.trainable_variables, *grads):
-        assert max_abs(a, b) <= 1e-5 * scale, variable.path
+        results.append((out["mlm_logits"], [tf.convert_to_tensor(g) for g in tape.gradient(loss,
+                                                                                          model.trainable_variables)]))
+    assert max_abs(results[0][0], results[1][0]) <= 0.02 * float(np.max(np.abs(results[0][0])))
+    scale = max(float(np.max(np.abs(g))) for g in results[0][1])  # some gradients are ~0 (a cancelling sum)
+    for variable, a, b in zip(model.trainable_variables, results[0][1], results[1][1]):
+        assert max_abs(a, b) <= 0.03 * scale, variable.path
+    assert any(max_abs(a, b) > 0 for a, b in zip(results[0][1], results[1][1]))  # the fused GELU really ran
