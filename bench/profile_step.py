@@ -167,7 +167,7 @@ def main() -> None:
         results[precision] = profile(worker, name, args.steps)
         worker.drop([name])
     print(f"{args.size} {args.head}{' +CRF' if args.crf else ''}, batch {args.batch}, seq {args.seq}, "
-          f"GELU {'autodiff' if args.autodiff_gelu else 'fused'}; "
+          f"GELU {'autodiff' if args.autodiff_gelu else 'fused under mixed precision'}; "
           f"CPU: {bp.cpu_info()}")
     table(results, args.top)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
