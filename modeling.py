@@ -41,11 +41,9 @@ LN_TYPES = ("postln", "preln")
 
 # hidden_act as the TF1 configs name it. "gelu" in the original's and Google's configs is the tanh approximation
 # (HF transformers calls that "gelu_new"); the exact erf form is "gelu_exact" here (HF's "gelu").
+_GELU_TANH_NAMES = ("gelu", "gelu_new", "gelu_tanh", "gelu_pytorch_tanh")
 _ACTIVATIONS = {
-    "gelu": lambda x: tf.nn.gelu(x, approximate=True),
-    "gelu_new": lambda x: tf.nn.gelu(x, approximate=True),
-    "gelu_tanh": lambda x: tf.nn.gelu(x, approximate=True),
-    "gelu_pytorch_tanh": lambda x: tf.nn.gelu(x, approximate=True),
+    **{name: lambda x: tf.nn.gelu(x, approximate=True) for name in _GELU_TANH_NAMES},
     "gelu_exact": lambda x: tf.nn.gelu(x, approximate=False),
     "gelu_erf": lambda x: tf.nn.gelu(x, approximate=False),
     "relu": tf.nn.relu,
@@ -83,7 +81,7 @@ def _gelu_tanh_and_slope(x: tf.Tensor):
 fused_gelu_tanh = tf.function(_gelu_tanh_and_slope, jit_compile=True, autograph=False)
 
 # The same functions as _ACTIVATIONS, for a training step: the same values, a faster gradient.
-_TRAINING_ACTIVATIONS = {name: fused_gelu_tanh for name in ("gelu", "gelu_new", "gelu_tanh", "gelu_pytorch_tanh")}
+_TRAINING_ACTIVATIONS = {name: fused_gelu_tanh for name in _GELU_TANH_NAMES}
 
 
 def get_training_activation(name: str | None):

@@ -390,17 +390,23 @@ def test_xla_forward_equals_eager(family):
         assert max_abs(eager[key], xla[key]) < 1e-5, key
 
 
+def pretraining_model_under_mixed_bfloat16(config: modeling.AlbertConfig) -> modeling.AlbertPretrainingModel:
+    """A built model whose layers compute in bfloat16 (float32 variables); the global policy is restored after."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = modeling.AlbertPretrainingModel(config)
+        model.build()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return model
+
+
 def test_mixed_bfloat16_stays_within_bf16_tolerance():
     config = small_config()
     fp32 = modeling.AlbertPretrainingModel(config)
     fp32.build()
     randomize(fp32)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        bf16 = modeling.AlbertPretrainingModel(config)
-        bf16.build()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    bf16 = pretraining_model_under_mixed_bfloat16(config)
     bf16.set_weights(fp32.get_weights())
     assert bf16.albert.encoder.attention[0].query.compute_dtype == "bfloat16"
     assert all(v.dtype == "float32" for v in bf16.variables)
@@ -504,13 +510,7 @@ def test_training_step_gelu_gives_the_inference_gradient():
     """Under mixed_bfloat16, FeedForwardBlock uses the fused GELU only when training: with dropout off,
     training=True and training=False (autodiff through tf.nn.gelu) give the same output and weight gradients within
     bf16 rounding; in float32 both are the same graph."""
-    config = small_config()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = modeling.AlbertPretrainingModel(config)
-        model.build()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model = pretraining_model_under_mixed_bfloat16(small_config())
     randomize(model)
     assert model.albert.encoder.ffn[0].training_activation is modeling.fused_gelu_tanh
     inputs = {k: tf.constant(v) for k, v in batch().items()}
