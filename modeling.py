@@ -421,15 +421,17 @@ class AttentionBlock(ResidualSublayer):
         super().build(input_shape)
 
     def _query_key_value(self, h2: tf.Tensor, b: tf.Tensor, t: tf.Tensor) -> list[tf.Tensor]:
-        """h2 [B*T,H] -> q, k, v [B,N,T,D] in the compute dtype, from one [B*T,H] x [H,3H] matmul on the three
-        kernels side by side (the variables stay separate, as in the checkpoints). Speed: one wide GEMM and one
-        transpose instead of three of each."""
+        """h2 [B*T,H] -> q / sqrt(D), k, v [B,N,T,D] in the compute dtype, from one [B*T,H] x [H,3H] matmul on the
+        three kernels side by side (the variables stay separate, as in the checkpoints). Speed: one wide GEMM and one
+        transpose instead of three of each; the scores' 1/sqrt(D) is folded into the query's [H,H] kernel and bias
+        rather than applied to the [B,N,T,T] scores, and the kernels are joined in float32 and cast once (the
+        gradient's Slice of a joined bfloat16 kernel is slow on CPUs)."""
         n, d = self.num_heads, self.head_size
         dtype = self.query.compute_dtype
-        layers = (self.query, self.key, self.value)
-        kernel = tf.concat([_compute(layer.kernel, dtype) for layer in layers], axis=1)
-        bias = tf.concat([_compute(layer.bias, dtype) for layer in layers], axis=0)
-        qkv = tf.nn.bias_add(tf.matmul(_compute(h2, dtype), kernel), bias)  # [B*T,3H]
+        scale = 1.0 / math.sqrt(d)
+        kernel = tf.concat([self.query.kernel * scale, self.key.kernel, self.value.kernel], axis=1)  # [H,3H]
+        bias = tf.concat([self.query.bias * scale, self.key.bias, self.value.bias], axis=0)  # [3H]
+        qkv = tf.nn.bias_add(tf.matmul(_compute(h2, dtype), _compute(kernel, dtype)), _compute(bias, dtype))
         return tf.unstack(tf.transpose(tf.reshape(qkv, [b, t, 3, n, d]), [2, 0, 3, 1, 4]))  # 3 x [B,N,T,D]
 
     def call(self, x: tf.Tensor, bias: tf.Tensor, training: bool = False) -> tf.Tensor:
@@ -443,8 +445,7 @@ class AttentionBlock(ResidualSublayer):
         # [B,T,N,D] transposes its operands on every call, forward and backward (attention fwd+bwd 1.4x faster).
         dtype = self.query.compute_dtype
         q, k, v = self._query_key_value(tf.reshape(h, [-1, n * d]), b, t)
-        scores = tf.matmul(q, k, transpose_b=True)  # [B,N,T,T]
-        scores = _float32(scores) * (1.0 / math.sqrt(d)) + bias
+        scores = _float32(tf.matmul(q, k, transpose_b=True)) + bias  # q k^T / sqrt(D) + mask: [B,N,T,T]
         probs = self.probs_dropout(tf.nn.softmax(scores, axis=-1), training=training)
         context = tf.matmul(_compute(probs, dtype), v)  # [B,N,T,D]
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, n * d])  # [B*T,H]
