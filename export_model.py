@@ -42,15 +42,17 @@ The formats (export_saved_model.py describes the SavedModel itself):
   (the Flex delegate is gone from ai_edge_litert and TF 2.20+), one signature ``serving_default`` with the names
   above, any batch and length up to ``max_seq_length``; a tagger's Viterbi loop needs static shapes there, so a
   LiteRT tagger takes [1, max_seq_length]. ``--quantize=dynamic_int8`` stores weights as int8 (activations stay
-  float): about 4× smaller.
+  float): about 4× smaller; ``--quantize=float16`` stores them as float16: half the size (CPU kernels compute in
+  float32; GPU delegates can compute in float16).
 * ``--format=onnx``: ``EXPORT_DIR/model.onnx`` by tf2onnx (pinned 1.17.0, run as ``python -m tf2onnx.convert`` on
   the SavedModel: its ``from_keras`` does not work under Keras 3), opset 17. ``--quantize=dynamic_int8`` runs
-  onnxruntime's ``quantize_dynamic`` on it.
+  onnxruntime's ``quantize_dynamic`` on it; ``--quantize=float16`` converts its weights and arithmetic to float16
+  (inputs and outputs keep their types), which ONNX Runtime's GPU providers run fast and its CPU one slowly.
 
 After writing, the file is loaded with its own runtime (ai_edge_litert, onnxruntime) and run on a check batch
 next to the SavedModel; the largest difference of each output is printed, and NaN or a float difference above
 1e-3 (fp32) is an error, as are decisions that differ: a tagger's ``tags`` (on the real tokens) and a classifier's
-argmax must all be equal in fp32 and at least 99 % equal with int8 weights. So a broken export never gets its
+argmax must all be equal in fp32 and at least 99 % equal with int8 or float16 weights. So a broken export never gets its
 final name. Files are written under a temporary name
 and renamed when complete. The runtimes come from requirements-export.txt.
 """
@@ -75,8 +77,9 @@ import modeling
 import ner_data
 
 FORMATS = ("saved_model", "litert", "onnx")
-QUANTIZATIONS = ("none", "dynamic_int8")
+QUANTIZATIONS = ("none", "dynamic_int8", "float16")
 FP32_TOLERANCE = 1e-3  # outputs of a float export may differ from the SavedModel's by rounding only
+QUANTIZED_SUFFIX = ".quantized"  # to_onnx writes the quantized model here, then renames it over the float one
 INT8_AGREEMENT = 0.99  # tags and classifier argmax of an int8 export that must equal the SavedModel's
 ONNX_OPSET = 17
 
@@ -111,6 +114,9 @@ def to_litert(saved_model_dir: str, quantize: str) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "dynamic_int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range: int8 weights, float activations
+    elif quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]  # float16 weights; CPUs compute in float32
     return converter.convert()
 
 
@@ -135,11 +141,18 @@ def to_onnx(saved_model_dir: str, path: str, quantize: str) -> None:
                           capture_output=True, text=True)
     if done.returncode != 0 or not os.path.exists(path):
         raise RuntimeError(f"tf2onnx could not convert {saved_model_dir}:\n{done.stderr[-3000:]}")
+    quantized = path + QUANTIZED_SUFFIX
     if quantize == "dynamic_int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantized = path + ".int8"
         quantize_dynamic(path, quantized, weight_type=QuantType.QInt8)
+        os.replace(quantized, path)
+    elif quantize == "float16":
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        # Inputs and outputs keep their types (int32 ids, float32 logits): callers feed and read the same arrays.
+        onnx.save(convert_float_to_float16(onnx.load(path), keep_io_types=True), quantized)
         os.replace(quantized, path)
 
 
@@ -250,7 +263,7 @@ def export(model, export_dir: str, fmt: str, max_seq_length: int, quantize: str 
             os.replace(partial, final)
         except BaseException as err:
             # Any failure (a full disk, a converter or runtime error, NaN, Ctrl-C) leaves no partial file behind.
-            for path in (partial, partial + ".int8"):  # to_onnx quantizes into the second
+            for path in (partial, partial + QUANTIZED_SUFFIX):  # to_onnx quantizes into the second
                 if os.path.exists(path):
                     os.remove(path)
             if (isinstance(err, OSError) and err.errno == errno.ENOSPC) or "No space left on device" in str(err):
@@ -271,7 +284,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("export_dir", None, "Where the export goes (the SavedModel, model.tflite or model.onnx).",
                         flag_values=fv)
     flags.DEFINE_enum("format", "saved_model", list(FORMATS), "What to export.", flag_values=fv)
-    flags.DEFINE_enum("quantize", "none", list(QUANTIZATIONS), "dynamic_int8: int8 weights (LiteRT, ONNX).",
+    flags.DEFINE_enum("quantize", "none", list(QUANTIZATIONS), "dynamic_int8: int8 weights (LiteRT, ONNX); "
+                      "float16: float16 weights (half the size; on CPUs LiteRT computes in float32 at float32's "
+                      "speed, ONNX Runtime is slower than float32).",
                       flag_values=fv)
     flags.DEFINE_integer("num_labels", None, "Classifier labels or tagger tags; 0 = backbone only; default: what "
                          "the checkpoint holds.", flag_values=fv)

@@ -8,7 +8,10 @@ Rows (bench/README.md, "## Pretraining and inference speed", has the FLOP model 
   * base train, seq 128, fp32: the same (XLA with --xla all);
   * base encoder inference, batch 32, seq 128: our AlbertModel in a tf.function against HF AlbertModel under
     torch.inference_mode;
-  * bf16 (tiny): ours under mixed_bfloat16 (no XLA) against ours fp32 and HF under torch.autocast(bfloat16);
+  * bf16 (tiny), bf16base (base, --only): ours under mixed_bfloat16 (no XLA) against ours fp32 and HF under
+    torch.autocast(bfloat16);
+  * bf16infer (--only): base encoder inference with our model built under mixed_bfloat16, against ours fp32 and
+    HF AlbertModel under torch.autocast(bfloat16);
   * --curve: loss curves of ours bf16 and fp32 (and fp32 with another init seed, the noise reference).
 
 Method: each framework runs in its own worker process (their thread pools never compete); the parent drives them
@@ -499,8 +502,8 @@ def main() -> None:
     ap.add_argument("--xla", choices=["none", "tiny", "all"], default="tiny",
                     help="which rows also run ours with use_xla/jit_compile (all: base train and inference too)")
     ap.add_argument("--infer_batch", type=int, default=32)
-    ap.add_argument("--only", default="tiny,base,infer,bf16", help="row groups, from tiny,base,infer,bf16,curve "
-                    "(the GEMM ceiling always runs)")
+    ap.add_argument("--only", default="tiny,base,infer,bf16", help="row groups, from tiny,base,infer,bf16,"
+                    "bf16base,bf16infer,curve (the GEMM ceiling always runs)")
     ap.add_argument("--curve", action="store_true", help="also the bf16-vs-fp32 loss curve (~5 min more)")
     ap.add_argument("--curve_steps", type=int, default=200)
     ap.add_argument("--curve_lr", type=float, default=1e-2)
@@ -687,42 +690,65 @@ def main() -> None:
             [("variant", False, "fp32")] * ("variant" in tfw)
         train_group("base", "base", args.base_batch, ours, budget=scale * 90)
         print(f"  {time.time() - t_group:.0f}s", flush=True)
-    if "infer" in groups:
-        t_group = time.time()
-        print(f"base inference (load {load()})", flush=True)
+    def infer_group(group: str, ours: list[tuple[str, bool, str]], hf_precision: str = "fp32"):
+        """Base encoder inference: each of ``ours`` (mode, xla, precision) against HF AlbertModel in hf_precision."""
         batch, seq = args.infer_batch, args.seq
         flops = forward_flops(cfgs["base"], seq, 0, heads=False)
         variants = []
-        for mode in tfw:
-            for xla in (False, True) if mode == "on" and args.xla == "all" else (False,):
-                lbl, case = label(mode, xla), f"infer_{mode}_{xla}"
-                r = tfw[mode]("setup_infer", name=case, model="base", batch=batch, seq=seq, xla=xla)
-                print(f"  setup {lbl}: trace/compile + 1 batch {r['compile_s']:.1f}s", flush=True)
-                variants.append((lbl, tfw[mode], case))
-        r = th("setup_infer", name="infer", model="base", batch=batch, seq=seq)
-        hf = "HF AlbertModel, inference_mode"
+        for mode, xla, precision in ours:
+            lbl, case = label(mode, xla, precision), f"{group}_{mode}_{xla}_{precision}"
+            r = tfw[mode]("setup_infer", name=case, model="base", batch=batch, seq=seq, xla=xla, precision=precision)
+            print(f"  setup {lbl}: trace/compile + 1 batch {r['compile_s']:.1f}s", flush=True)
+            variants.append((lbl, tfw[mode], case))
+        if hf_precision == "bf16" and torch_bf16_slow:
+            hf_precision = "fp32"  # torch's bf16 without bf16 hardware is an order of magnitude slower: no reference
+        r = th("setup_infer", name=group, model="base", batch=batch, seq=seq, precision=hf_precision)
+        hf = "HF AlbertModel, inference_mode" + (" autocast bf16" if hf_precision == "bf16" else "")
         print(f"  setup {hf}: 1 batch {r['compile_s']:.1f}s, attention {r['attn_implementation']}", flush=True)
-        variants.append((hf, th, "infer"))
-        times = interleave(variants + gemm_variants("fp32"), reps, {v[0]: 1 for v in variants}, scale * 120)
-        infer_ceiling = record_ceiling("infer", times)["float32"]
+        variants.append((hf, th, group))
+        times = interleave(variants + gemm_variants(hf_precision), reps, {v[0]: 1 for v in variants}, scale * 120)
+        group_ceiling = record_ceiling(group, times)
+        fp32_label = next((v[0] for v in variants[:-1] if "bf16" not in v[0]), None)
         for lbl, _, _ in variants:
             ts = times[lbl]
-            row = {"group": "infer", "row": f"base inference b{batch} s{seq} fp32", "variant": lbl,
+            bf16 = "bf16" in lbl
+            row = {"group": group, "row": f"base inference b{batch} s{seq} {hf_precision}", "variant": lbl,
                    "seq_per_s": batch / median(ts), "ratio_vs_hf": median(times[hf]) / median(ts),
                    "ratio_of_medians": median(times[hf]) / median(ts),
-                   "mfu": flops * batch / median(ts) / infer_ceiling, "mfu_of": "fp32", "samples": len(ts)}
+                   "mfu": flops * batch / median(ts) / group_ceiling["bfloat16" if bf16 else "float32"],
+                   "mfu_of": "bf16" if bf16 else "fp32", "samples": len(ts)}
             if lbl != hf:
                 row["per_rep_ratio"] = paired(times[hf], ts)
                 row["ratio_vs_hf"] = median(row["per_rep_ratio"])
+            if fp32_label and bf16 and lbl != hf:
+                row["vs_ours_fp32"] = median(paired(times[fp32_label], ts))
+                print(f"  {lbl}: {row['vs_ours_fp32']:.2f}x ours fp32", flush=True)
             add(row)
         for _, w, case in variants:
             w("drop", names=[case])
+
+    if "infer" in groups:
+        t_group = time.time()
+        print(f"base inference (load {load()})", flush=True)
+        infer_group("infer", [(mode, xla, "fp32") for mode in tfw
+                              for xla in ((False, True) if mode == "on" and args.xla == "all" else (False,))])
+        print(f"  {time.time() - t_group:.0f}s", flush=True)
+    if "bf16infer" in groups:
+        t_group = time.time()
+        print(f"base inference bf16 (load {load()})", flush=True)
+        infer_group("bf16infer", [("on", False, "bf16"), ("on", False, "fp32")], hf_precision="bf16")
         print(f"  {time.time() - t_group:.0f}s", flush=True)
     if "bf16" in groups:
         t_group = time.time()
         print(f"bf16 train (load {load()})", flush=True)
         train_group("bf16", "tiny", args.tiny_batch, [("on", False, "bf16"), ("on", False, "fp32")],
                     hf_precision="bf16", budget=scale * 45)
+        print(f"  {time.time() - t_group:.0f}s", flush=True)
+    if "bf16base" in groups:
+        t_group = time.time()
+        print(f"bf16 base train (load {load()})", flush=True)
+        train_group("bf16base", "base", args.base_batch, [("on", False, "bf16"), ("on", False, "fp32")],
+                    hf_precision="bf16", budget=scale * 90)
         print(f"  {time.time() - t_group:.0f}s", flush=True)
     if "curve" in groups:
         t_group = time.time()

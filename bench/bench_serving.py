@@ -9,10 +9,12 @@ sequence length 64 (every position a real token: the padding-free worst case), o
   * ``saved_model``: our SavedModel (export_saved_model.py via export_model.export), its ``serving_default``
     signature, fp32; ``saved_model_bf16``: the same model built under keras mixed_bfloat16 and exported (a row says
     so when that does not export);
-  * ``litert`` / ``litert_int8``: export_model.export's LiteRT flatbuffer, fp32 and dynamic-range int8 weights, run
-    by ai_edge_litert's Interpreter(num_threads=1) through its ``serving_default`` signature runner;
-  * ``onnx`` / ``onnx_int8``: export_model.export's ONNX file (tf2onnx; int8 by onnxruntime's quantize_dynamic), run
-    by onnxruntime with intra_op_num_threads=1, inter_op_num_threads=1, sequential execution;
+  * ``litert`` / ``litert_int8`` / ``litert_fp16``: export_model.export's LiteRT flatbuffer, fp32, dynamic-range
+    int8 and float16 weights, run by ai_edge_litert's Interpreter(num_threads=1) through its ``serving_default``
+    signature runner (LiteRT offers no bf16; its CPU kernels compute float16 weights in float32);
+  * ``onnx`` / ``onnx_int8`` / ``onnx_fp16``: export_model.export's ONNX file (tf2onnx; int8 by onnxruntime's
+    quantize_dynamic; float16 by onnxruntime.transformers' converter), run by onnxruntime with
+    intra_op_num_threads=1, inter_op_num_threads=1, sequential execution (its CPU provider has no bf16 MatMul);
   * ``hf``: HF transformers' AlbertForSequenceClassification (PyTorch, the same sizes through
     bench_pretraining.TorchWorker's config mapping), torch.set_num_threads(1), set_num_interop_threads(1),
     torch.inference_mode; ``hf_bf16``: the same under torch.autocast("cpu", torch.bfloat16).
@@ -59,10 +61,12 @@ REPO = BENCH.parent
 CACHE = REPO / ".cache" / "bench_serving"
 MARK = "@@SERVING "
 ORIGINAL_QPS = 17.0  # brightmart/albert_zh's README: albert_tiny, one CPU core, sequence length 64
-PATHS = ("saved_model", "saved_model_bf16", "litert", "litert_int8", "onnx", "onnx_int8", "hf", "hf_bf16")
+PATHS = ("saved_model", "saved_model_bf16", "litert", "litert_int8", "litert_fp16", "onnx", "onnx_int8", "onnx_fp16",
+         "hf", "hf_bf16")
 EXPORTS = {"saved_model": ("saved_model", "none"), "saved_model_bf16": ("saved_model", "none"),
-           "litert": ("litert", "none"), "litert_int8": ("litert", "dynamic_int8"), "onnx": ("onnx", "none"),
-           "onnx_int8": ("onnx", "dynamic_int8")}
+           "litert": ("litert", "none"), "litert_int8": ("litert", "dynamic_int8"),
+           "litert_fp16": ("litert", "float16"), "onnx": ("onnx", "none"), "onnx_int8": ("onnx", "dynamic_int8"),
+           "onnx_fp16": ("onnx", "float16")}
 INPUTS = ("input_ids", "input_mask", "segment_ids")
 
 

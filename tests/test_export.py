@@ -71,7 +71,8 @@ def load_fresh(tmp_path, fmt: str, path: str) -> dict[str, np.ndarray]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt, quantize", [("saved_model", "none"), ("litert", "none"), ("litert", "dynamic_int8"),
-                                           ("onnx", "none"), ("onnx", "dynamic_int8")])
+                                           ("litert", "float16"), ("onnx", "none"), ("onnx", "dynamic_int8"),
+                                           ("onnx", "float16")])
 def test_every_format_round_trips(classifier, tmp_path, fmt, quantize):
     model, d = classifier
     path = export_model.main([f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={d / 'run'}",
@@ -86,6 +87,10 @@ def test_every_format_round_trips(classifier, tmp_path, fmt, quantize):
     if quantize == "none":
         assert difference <= 1e-4
         np.testing.assert_allclose(out["sequence_output"], keras_out["sequence_output"], atol=1e-4)
+    elif quantize == "float16":  # float16 weights (ONNX: float16 arithmetic too): close, and stored as float16
+        assert difference <= 5e-3
+        np.testing.assert_allclose(out["sequence_output"], keras_out["sequence_output"], atol=5e-2)
+        assert weight_dtypes(fmt, path) & {"float16"}, weight_dtypes(fmt, path)
     else:  # int8 weights: close, not equal
         assert difference <= 0.05
         assert (out["probabilities"].argmax(-1) == keras_out["probabilities"].argmax(-1)).mean() >= 2 / 3
@@ -93,6 +98,17 @@ def test_every_format_round_trips(classifier, tmp_path, fmt, quantize):
         ops = export_model.litert_ops(path)
         assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops  # built-in ops only
         assert "FULLY_CONNECTED" in ops or "BATCH_MATMUL" in ops
+
+
+def weight_dtypes(fmt: str, path: str) -> set[str]:
+    """The element types of the constant tensors (weights) an exported file stores."""
+    if fmt == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+
+        return {np.dtype(t["dtype"]).name for t in Interpreter(model_path=path).get_tensor_details()}
+    import onnx
+
+    return {onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in onnx.load(path).graph.initializer}
 
 
 def test_clear_errors(classifier, tmp_path):

@@ -123,8 +123,8 @@ def test_a_full_disk_while_writing_model_onnx_removes_its_partial_files(export_m
                                                                          capsys):
     def to_onnx(saved_model_dir, path, quantize):
         Path(path).write_bytes(b"\0" * 1000)
-        Path(path + ".int8").write_bytes(b"\0" * 1000)
-        raise OSError(errno.ENOSPC, "No space left on device", path + ".int8")
+        Path(path + export_module.QUANTIZED_SUFFIX).write_bytes(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device", path + export_module.QUANTIZED_SUFFIX)
 
     monkeypatch.setattr(export_module, "to_onnx", to_onnx)
     line = one_line_error(capsys, lambda: cli.clean_errors(export_module.export)(

@@ -67,8 +67,8 @@ def tagger(tmp_path_factory):
 # (ONNX: tf2onnx converts tf.scan(reverse=True) as a forward scan; crf.viterbi_decode backtracks without it, and
 # before it did, the ONNX tagger's tags equalled Keras' on only ~80 % of the check batch.)
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt, quantize", [("litert", "none"), ("litert", "dynamic_int8"),
-                                           ("onnx", "none"), ("onnx", "dynamic_int8")])
+@pytest.mark.parametrize("fmt, quantize", [("litert", "none"), ("litert", "dynamic_int8"), ("litert", "float16"),
+                                           ("onnx", "none"), ("onnx", "dynamic_int8"), ("onnx", "float16")])
 def test_tagger_exports_give_the_keras_tags(tagger, tmp_path, fmt, quantize):
     model, d = tagger
     path = export_model.main([f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={d / 'run'}",
