@@ -65,6 +65,7 @@ import subprocess
 import sys
 import tempfile
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import flags
@@ -288,6 +289,10 @@ def define_flags(fv: flags.FlagValues) -> None:
                       "float16: float16 weights (half the size; on CPUs LiteRT computes in float32 at float32's "
                       "speed, ONNX Runtime is slower than float32).",
                       flag_values=fv)
+    flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16"], "SavedModel only: bf16 builds the model under "
+                      "Keras' mixed_bfloat16 policy (matmuls in bf16; LayerNorm, softmax and the outputs in float32): "
+                      "1.6x float32's throughput at batch 32 on CPUs with avx512_bf16 or AMX, no faster at batch 1, "
+                      "slower on CPUs without them.", flag_values=fv)
     flags.DEFINE_integer("num_labels", None, "Classifier labels or tagger tags; 0 = backbone only; default: what "
                          "the checkpoint holds.", flag_values=fv)
     flags.DEFINE_enum("classifier_pooling", "cls", list(modeling.CLASSIFIER_POOLINGS),
@@ -320,11 +325,24 @@ def parse_flags(argv: list[str] | None = None) -> flags.FlagValues:
         if fv.format != "saved_model":
             cli.usage_error(f"--with_tokenizer needs --format=saved_model (not {fv.format}): LiteRT and ONNX have no "
                             f"string ops for it; tokenize in the app and feed ids")
+    if fv.mixed_precision != "none" and fv.format != "saved_model":
+        cli.usage_error(f"--mixed_precision={fv.mixed_precision} needs --format=saved_model (not {fv.format}): "
+                        f"LiteRT and ONNX convert the float32 graph; --quantize=float16 or dynamic_int8 shrink theirs")
     return fv
 
 
 def main(argv: list[str] | None = None) -> str:
     args = parse_flags(argv)
+    policy = keras.mixed_precision.global_policy()
+    if args.mixed_precision == "bf16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # the model's layers take it when built
+    try:
+        return _export_from_flags(args)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _export_from_flags(args: flags.FlagValues) -> str:
     tokenizer = None
     if args.with_tokenizer:
         tokenizer = graph_tokenizer.GraphTokenizer(args.vocab_file, args.do_lower_case, args.max_seq_length)

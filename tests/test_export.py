@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -98,6 +99,23 @@ def test_every_format_round_trips(classifier, tmp_path, fmt, quantize):
         ops = export_model.litert_ops(path)
         assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops  # built-in ops only
         assert "FULLY_CONNECTED" in ops or "BATCH_MATMUL" in ops
+
+
+@pytest.mark.slow
+def test_a_bf16_saved_model_computes_in_bf16_close_to_float32(classifier, tmp_path, capsys):
+    model, d = classifier
+    flags = [f"--bert_config_file={d / 'config.json'}", f"--init_checkpoint={d / 'run'}", f"--max_seq_length={SEQ}"]
+    path = export_model.main(flags + [f"--export_dir={tmp_path / 'bf16'}", "--mixed_precision=bf16"])
+    assert keras.mixed_precision.global_policy().name == "float32"  # the CLI leaves the process as it found it
+    out = load_fresh(tmp_path, "saved_model", path)
+    keras_out = {k: v.numpy() for k, v in model(inputs(), training=False).items()}
+    for key in ("sequence_output", "logits"):
+        assert out[key].dtype == np.float32, key
+        difference = np.abs(out[key] - keras_out[key]).max()
+        assert 0 < difference <= 0.05 * np.abs(keras_out[key]).max(), (key, difference)  # bf16 rounding, no more
+    with pytest.raises(SystemExit, match="2"):  # absl usage error: LiteRT/ONNX convert the float32 graph
+        export_model.main(flags + [f"--export_dir={tmp_path / 'x'}", "--format=litert", "--mixed_precision=bf16"])
+    assert "--mixed_precision=bf16 needs --format=saved_model (not litert)" in capsys.readouterr().err
 
 
 def weight_dtypes(fmt: str, path: str) -> set[str]:
