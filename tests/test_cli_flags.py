@@ -28,8 +28,9 @@ MODEL = ["bert_config_file", "albert_config_file", "init_checkpoint", "model_fam
 # module, every flag name users type (aliases included), a minimal valid argv, a boolean flag (None: it has none)
 CLIS = {
     "export_model": (export_model, MODEL + [
-        "vocab_file", "spm_model_file", "do_lower_case", "export_dir", "format", "quantize", "num_labels",
-        "classifier_pooling", "token_classification", "tag_list_file", "with_tokenizer", "span_extraction"],
+        "vocab_file", "spm_model_file", "do_lower_case", "export_dir", "format", "quantize", "mixed_precision",
+        "num_labels", "classifier_pooling", "token_classification", "tag_list_file", "with_tokenizer",
+        "span_extraction"],
         ["--bert_config_file=c.json", "--init_checkpoint=ckpt", "--export_dir=e"], "token_classification"),
     "export_saved_model": (export_saved_model,
                            MODEL + ["export_dir", "num_labels", "classifier_pooling", "span_extraction"],
