@@ -13,6 +13,7 @@ Run (one process, one size and head at a time; ~1-2 min each on 2 cores):
     .venv/bin/python bench/profile_step.py --size tiny --head classifier --seq 128 --batch 32
     .venv/bin/python bench/profile_step.py --size tiny --head pretraining --seq 128 --batch 32
     .venv/bin/python bench/profile_step.py --size tiny --head classifier --autodiff_gelu   (before the fused GELU)
+    .venv/bin/python bench/profile_step.py --size tiny --head pretraining --sites Cast,Mul,Slice   (which ones)
 Raw per-op totals go to --out (JSON). Threads: all cores (TF's default), as the CLIs run.
 """
 
@@ -56,39 +57,58 @@ def phase_of(scope: str) -> str:
     return "forward"
 
 
-def op_times(logdir: str) -> dict[str, dict[str, float]]:
-    """Summed duration (ms) of TF op events per phase and op type, from the newest trace in logdir.
+def op_events(logdir: str):
+    """(event name, duration in ms) of every event on the TF executor's compute threads of the newest trace in logdir.
 
-    Op events are the TF executor's leaf events on its compute threads, named 'scope/op_name:OpType'; the executor's
-    own events ('ExecutorState::Process', thread-pool markers) enclose them and are left out. The kernels of an
-    XLA-compiled function ('multiply_tanh_fusion', ...) are counted under the phase "XLA kernels". Durations are summed
-    over the inter-op threads, so the total can exceed wall time: the shares are of the op time, which is what a
-    precision change can shrink."""
+    Op events are named 'scope/op_name:OpType'; the executor's own events ('ExecutorState::Process', thread-pool
+    markers) enclose them; the kernels of an XLA-compiled function ('multiply_tanh_fusion', ...) run on the same
+    threads under their own names."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     path = sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))[-1]
     space = xplane_pb2.XSpace()
     space.ParseFromString(Path(path).read_bytes())
-    totals: dict[str, dict[str, float]] = collections.defaultdict(collections.Counter)
     for plane in space.planes:
         if not plane.name.startswith("/host:CPU"):
             continue
         names = {k: m.name for k, m in plane.event_metadata.items()}
         for line in plane.lines:
-            if not line.name.startswith("tf_Compute"):
-                continue
-            for event in line.events:
-                name = names.get(event.metadata_id, "")
-                if XLA_KERNEL.search(name):  # a kernel of an XLA-compiled function (modeling.fused_gelu_tanh)
-                    totals["XLA kernels"][f"XLA {name}"] += event.duration_ps / 1e9
-                if ":" not in name or "::" in name:
-                    continue
-                scope, kind = name.rsplit(":", 1)
-                totals[phase_of(scope)][kind] += event.duration_ps / 1e9
+            if line.name.startswith("tf_Compute"):
+                for event in line.events:
+                    yield names.get(event.metadata_id, ""), event.duration_ps / 1e9
+
+
+def op_times(logdir: str) -> dict[str, dict[str, float]]:
+    """Summed duration (ms) of TF op events per phase and op type, from the newest trace in logdir.
+
+    The executor's own events are left out; XLA kernels are counted under the phase "XLA kernels". Durations are
+    summed over the inter-op threads, so the total can exceed wall time: the shares are of the op time, which is what
+    a precision change can shrink."""
+    totals: dict[str, dict[str, float]] = collections.defaultdict(collections.Counter)
+    for name, ms in op_events(logdir):
+        if XLA_KERNEL.search(name):  # a kernel of an XLA-compiled function (modeling.fused_gelu_tanh)
+            totals["XLA kernels"][f"XLA {name}"] += ms
+        if ":" not in name or "::" in name:
+            continue
+        scope, kind = name.rsplit(":", 1)
+        totals[phase_of(scope)][kind] += ms
     return {phase: dict(ops) for phase, ops in totals.items()}
 
 
-def profile(worker, name: str, steps: int) -> dict:
+def op_sites(logdir: str, kinds: set[str]) -> dict[str, float]:
+    """Summed duration (ms) of the ops of the given types per place in the model: the op's scope with the training
+    loop's and layers' instance numbers collapsed ('.../encoder/attention/Cast_N'), so the four calls of a shared
+    layer add up. Answers "which Cast / Mul / Slice is it?"."""
+    sites: dict[str, float] = collections.Counter()
+    for name, ms in op_events(logdir):
+        if ":" in name and "::" not in name:
+            scope, kind = name.rsplit(":", 1)
+            if kind in kinds:
+                sites[f"{kind} {re.sub(r'_[0-9]+', '_N', scope)}"] += ms
+    return dict(sites)
+
+
+def profile(worker, name: str, steps: int, site_kinds: set[str] = frozenset()) -> dict:
     import tensorflow as tf
 
     logdir = tempfile.mkdtemp(prefix=f"profile_{name}_")
@@ -97,7 +117,8 @@ def profile(worker, name: str, steps: int) -> dict:
     wall = worker.run(name, steps)["seconds"]
     tf.profiler.experimental.stop()
     per_step = {phase: {k: v / steps for k, v in ops.items()} for phase, ops in op_times(logdir).items()}
-    return {"wall_ms_per_step": 1000 * wall / steps, "ops_ms_per_step": per_step}
+    sites = {k: v / steps for k, v in op_sites(logdir, set(site_kinds)).items()} if site_kinds else {}
+    return {"wall_ms_per_step": 1000 * wall / steps, "ops_ms_per_step": per_step, "sites_ms_per_step": sites}
 
 
 def flat(ops: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -149,6 +170,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--autodiff_gelu", action="store_true",
                         help="train with autodiff through tf.nn.gelu, as before modeling.fused_gelu_tanh")
+    parser.add_argument("--sites", default="", metavar="TYPES",
+                        help="comma-separated op types (e.g. Cast,Mul,Slice): also list where in the model their time "
+                             "goes, by op scope")
     parser.add_argument("--out", default=str(bp.REPO / ".cache" / "profile_step.json"))
     args = parser.parse_args()
 
@@ -164,12 +188,17 @@ def main() -> None:
             worker.setup_train(name, args.size, args.batch, args.seq, args.preds, precision=precision)
         else:
             worker.setup_finetune(name, args.head, args.size, args.batch, args.seq, precision=precision, crf=args.crf)
-        results[precision] = profile(worker, name, args.steps)
+        results[precision] = profile(worker, name, args.steps, set(filter(None, args.sites.split(","))))
         worker.drop([name])
     print(f"{args.size} {args.head}{' +CRF' if args.crf else ''}, batch {args.batch}, seq {args.seq}, "
           f"GELU {'autodiff' if args.autodiff_gelu else 'fused under mixed precision'}; "
           f"CPU: {bp.cpu_info()}")
     table(results, args.top)
+    for precision, result in results.items():
+        if result["sites_ms_per_step"]:
+            print(f"\n  where the {args.sites} time goes, {precision} (ms per step, op scope)")
+            for site, ms in sorted(result["sites_ms_per_step"].items(), key=lambda kv: -kv[1])[:args.top]:
+                print(f"    {ms:7.2f}  {site}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
 
