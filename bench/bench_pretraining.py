@@ -31,6 +31,7 @@ Prints a markdown table for bench/README.md; raw numbers go to .cache/bench_pret
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -489,6 +490,15 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+@contextlib.contextmanager
+def announced(title: str):
+    """A row group: its title with the load average before, its wall time after."""
+    started = time.time()
+    print(f"{title} (load {load()})", flush=True)
+    yield
+    print(f"  {time.time() - started:.0f}s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
@@ -676,20 +686,17 @@ def main() -> None:
         for _, w, case, _ in variants + [hf]:
             w("drop", names=[case])
 
-    t_group = time.time()
     if "tiny" in groups:
-        print(f"tiny train (load {load()})", flush=True)
-        ours = [("on", False, "fp32")] + [("on", True, "fp32")] * (args.xla != "none") + \
-            [(m, False, "fp32") for m in tfw if m != "on"]
-        train_group("tiny", "tiny", args.tiny_batch, ours, budget=scale * 60)
-        print(f"  {time.time() - t_group:.0f}s", flush=True)
+        with announced("tiny train"):
+            ours = [("on", False, "fp32")] + [("on", True, "fp32")] * (args.xla != "none") + \
+                [(m, False, "fp32") for m in tfw if m != "on"]
+            train_group("tiny", "tiny", args.tiny_batch, ours, budget=scale * 60)
     if "base" in groups:
-        t_group = time.time()
-        print(f"base train (load {load()})", flush=True)
-        ours = [("on", False, "fp32")] + [("on", True, "fp32")] * (args.xla == "all") + \
-            [("variant", False, "fp32")] * ("variant" in tfw)
-        train_group("base", "base", args.base_batch, ours, budget=scale * 90)
-        print(f"  {time.time() - t_group:.0f}s", flush=True)
+        with announced("base train"):
+            ours = [("on", False, "fp32")] + [("on", True, "fp32")] * (args.xla == "all") + \
+                [("variant", False, "fp32")] * ("variant" in tfw)
+            train_group("base", "base", args.base_batch, ours, budget=scale * 90)
+
     def infer_group(group: str, ours: list[tuple[str, bool, str]], hf_precision: str = "fp32"):
         """Base encoder inference: each of ``ours`` (mode, xla, precision) against HF AlbertModel in hf_precision."""
         batch, seq = args.infer_batch, args.seq
@@ -728,44 +735,35 @@ def main() -> None:
             w("drop", names=[case])
 
     if "infer" in groups:
-        t_group = time.time()
-        print(f"base inference (load {load()})", flush=True)
-        infer_group("infer", [(mode, xla, "fp32") for mode in tfw
-                              for xla in ((False, True) if mode == "on" and args.xla == "all" else (False,))])
-        print(f"  {time.time() - t_group:.0f}s", flush=True)
+        with announced("base inference"):
+            infer_group("infer", [(mode, xla, "fp32") for mode in tfw
+                                  for xla in ((False, True) if mode == "on" and args.xla == "all" else (False,))])
+    bf16_and_fp32 = [("on", False, "bf16"), ("on", False, "fp32")]  # ours in both precisions, oneDNN on, no XLA
     if "bf16infer" in groups:
-        t_group = time.time()
-        print(f"base inference bf16 (load {load()})", flush=True)
-        infer_group("bf16infer", [("on", False, "bf16"), ("on", False, "fp32")], hf_precision="bf16")
-        print(f"  {time.time() - t_group:.0f}s", flush=True)
+        with announced("base inference bf16"):
+            infer_group("bf16infer", bf16_and_fp32, hf_precision="bf16")
     if "bf16" in groups:
-        t_group = time.time()
-        print(f"bf16 train (load {load()})", flush=True)
-        train_group("bf16", "tiny", args.tiny_batch, [("on", False, "bf16"), ("on", False, "fp32")],
-                    hf_precision="bf16", budget=scale * 45)
-        print(f"  {time.time() - t_group:.0f}s", flush=True)
+        with announced("bf16 train"):
+            train_group("bf16", "tiny", args.tiny_batch, bf16_and_fp32,
+                        hf_precision="bf16", budget=scale * 45)
     if "bf16base" in groups:
-        t_group = time.time()
-        print(f"bf16 base train (load {load()})", flush=True)
-        train_group("bf16base", "base", args.base_batch, [("on", False, "bf16"), ("on", False, "fp32")],
-                    hf_precision="bf16", budget=scale * 90)
-        print(f"  {time.time() - t_group:.0f}s", flush=True)
+        with announced("bf16 base train"):
+            train_group("bf16base", "base", args.base_batch, bf16_and_fp32,
+                        hf_precision="bf16", budget=scale * 90)
     if "curve" in groups:
-        t_group = time.time()
-        print(f"bf16 loss curve (load {load()})", flush=True)
-        kw = dict(model="tiny", batch=8, seq=64, preds=10, steps=args.curve_steps, every=10, lr=args.curve_lr,
-                  data_seed=0)
-        curves = {"fp32 seed 1": tfw["on"]("curve", precision="fp32", seed=1, **kw),
-                  "bf16 seed 1": tfw["on"]("curve", precision="bf16", seed=1, **kw),
-                  "fp32 seed 2": tfw["on"]("curve", precision="fp32", seed=2, **kw)}
-        tail = max(1, len(curves["fp32 seed 1"]) // 5)
-        final = {k: sum(v[-tail:]) / tail for k, v in curves.items()}
-        add({"group": "curve", "row": f"loss curve, tiny b8 s64 P10, LAMB lr {args.curve_lr:g} "
-                                      f"(10% warmup, linear decay), {args.curve_steps} steps",
-             "curves": curves, "first": {k: v[0] for k, v in curves.items()}, "final": final,
-             "bf16_minus_fp32": final["bf16 seed 1"] - final["fp32 seed 1"],
-             "seed_noise": final["fp32 seed 2"] - final["fp32 seed 1"]})
-        print(f"  {time.time() - t_group:.0f}s", flush=True)
+        with announced("bf16 loss curve"):
+            kw = dict(model="tiny", batch=8, seq=64, preds=10, steps=args.curve_steps, every=10, lr=args.curve_lr,
+                      data_seed=0)
+            curves = {"fp32 seed 1": tfw["on"]("curve", precision="fp32", seed=1, **kw),
+                      "bf16 seed 1": tfw["on"]("curve", precision="bf16", seed=1, **kw),
+                      "fp32 seed 2": tfw["on"]("curve", precision="fp32", seed=2, **kw)}
+            tail = max(1, len(curves["fp32 seed 1"]) // 5)
+            final = {k: sum(v[-tail:]) / tail for k, v in curves.items()}
+            add({"group": "curve", "row": f"loss curve, tiny b8 s64 P10, LAMB lr {args.curve_lr:g} "
+                                          f"(10% warmup, linear decay), {args.curve_steps} steps",
+                 "curves": curves, "first": {k: v[0] for k, v in curves.items()}, "final": final,
+                 "bf16_minus_fp32": final["bf16 seed 1"] - final["fp32 seed 1"],
+                 "seed_noise": final["fp32 seed 2"] - final["fp32 seed 1"]})
 
     for w in list(tfw.values()) + [th]:
         w.close()
